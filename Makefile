@@ -1,0 +1,43 @@
+# OrthoGen: `make demo` and `make test` are the two commands a newcomer needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BENCH_VENV := .venv-bench
+OUT ?= output/demo
+
+.PHONY: setup demo test test-slow bench bench-setup serve clean
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml changes. torch is pinned exactly (see STACK.md).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e .
+	# test tools apart: pip 26 fails to resolve an extra that repeats the exact monai pin
+	$(BIN)/python -m pip install -q "pytest>=8" "jsonschema>=4"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/orthogen demo --out $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+# DiffDRR is the reference for the DRR benchmark only: a separate venv, never a runtime dependency.
+# --no-deps because its declared deps (torchvision, timm, pyvista[all]) pull a CUDA torch.
+bench-setup: setup
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q "torch==2.13.0" torchio fastcore einops scipy nibabel pandas matplotlib
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps "diffdrr==0.6.1"
+
+bench: bench-setup
+	$(BIN)/python scripts/bench_drr.py --reference-python $(BENCH_VENV)/bin/python
+
+clean:
+	rm -rf output
