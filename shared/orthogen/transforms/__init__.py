@@ -1,0 +1,46 @@
+"""MONAI transforms for OrthoGen, each as an array transform and its dictionary twin (suffix ``d``).
+
+- ``intensity``: HU window to [0, 1] and back (:class:`ClipNormalizeHU`, :class:`DenormalizeHU`).
+- ``spatial``: crop to a mask's box with a margin in mm (:class:`CropToMask`), resample to a spacing
+  (:class:`ResampleToSpacing`) or to an exact shape (:class:`ResampleToShape`), affines kept right.
+- ``radiograph``: X2CT-style radiograph preprocessing (:class:`XrayPreprocess`).
+- ``segmentation_condition``: bone contour / bone mask condition channels (:class:`SegmentationCondition`).
+"""
+from orthogen.transforms.intensity import (
+    HU_WINDOW_MAX,
+    HU_WINDOW_MIN,
+    ClipNormalizeHU,
+    ClipNormalizeHUd,
+    DenormalizeHU,
+    DenormalizeHUd,
+)
+from orthogen.transforms.radiograph import XrayPreprocess, XrayPreprocessd
+from orthogen.transforms.segmentation_condition import CONDITION_MODES, SegmentationCondition, SegmentationConditiond
+from orthogen.transforms.spatial import (
+    CropToMask,
+    CropToMaskd,
+    ResampleToShape,
+    ResampleToShaped,
+    ResampleToSpacing,
+    ResampleToSpacingd,
+)
+
+__all__ = [
+    "CONDITION_MODES",
+    "HU_WINDOW_MAX",
+    "HU_WINDOW_MIN",
+    "ClipNormalizeHU",
+    "ClipNormalizeHUd",
+    "CropToMask",
+    "CropToMaskd",
+    "DenormalizeHU",
+    "DenormalizeHUd",
+    "ResampleToShape",
+    "ResampleToShaped",
+    "ResampleToSpacing",
+    "ResampleToSpacingd",
+    "SegmentationCondition",
+    "SegmentationConditiond",
+    "XrayPreprocess",
+    "XrayPreprocessd",
+]
