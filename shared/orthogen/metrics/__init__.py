@@ -1,0 +1,26 @@
+"""Metrics: the X2CT-GAN metric table."""
+from orthogen.metrics.x2ct import (
+    cosine_similarity,
+    mae,
+    mae0,
+    mean_metric_table,
+    mse,
+    mse0,
+    psnr_2d_per_axis,
+    psnr_3d,
+    ssim_3axes,
+    x2ct_metric_table,
+)
+
+__all__ = [
+    "cosine_similarity",
+    "mae",
+    "mae0",
+    "mean_metric_table",
+    "mse",
+    "mse0",
+    "psnr_2d_per_axis",
+    "psnr_3d",
+    "ssim_3axes",
+    "x2ct_metric_table",
+]
