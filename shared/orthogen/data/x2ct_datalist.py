@@ -1,0 +1,35 @@
+"""Datalists for the X2CT bundle: the prepared split, or one input pair given on the command line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from orthogen.errors import InputError
+
+SPLITS = ("training", "validation", "test")
+
+
+def x2ct_datalist(dataset_dir: str | Path, split: str) -> list[dict[str, str]]:
+    """``[{"h5": absolute path}, ...]`` of one split of a prepared dataset (``datalist.json``)."""
+    dataset_dir = Path(dataset_dir)
+    listing = dataset_dir / "datalist.json"
+    if not listing.is_file():
+        raise InputError("no datalist.json; prepare the dataset first with `orthogen prepare x2ct`", dataset_dir)
+    if split not in SPLITS:
+        raise InputError(f"expected one of {SPLITS}, got {split!r}", "split")
+    try:
+        items = json.loads(listing.read_text())[split]
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise InputError(f"expected a JSON object with a {split!r} list ({exc})", listing) from None
+    if not items:
+        raise InputError(f"the {split!r} split is empty", listing)
+    return [{"h5": str(dataset_dir / item["h5"])} for item in items]
+
+
+def inference_datalist(ap: str = "", lateral: str = "", h5: str = "", dataset_dir: str | Path = "") -> list[dict]:
+    """What to run inference on: a radiograph pair, a case file, or else the prepared test split."""
+    if ap or lateral:
+        return [{"ap": ap, "lateral": lateral}]
+    if h5:
+        return [{"h5": h5}]
+    return x2ct_datalist(dataset_dir, "test")

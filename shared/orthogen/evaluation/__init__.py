@@ -1,0 +1,1 @@
+"""Evaluation reports that run as ignite handlers inside MONAI evaluators."""
