@@ -47,14 +47,16 @@ class LoadBiplanarInputd(MapTransform):
         magnification: source-to-detector / source-to-isocenter distance of the radiographs (1.5 for the
             DRRs of :func:`orthogen.data.x2ct_prepare.prepare_x2ct_dataset`'s defaults).
         require_label: raise if an ``h5`` item has no CT (training and evaluation need it).
+        xray_threshold: threshold of the radiograph preprocessing (as the training data was made).
     """
 
-    def __init__(self, size: int = 128, magnification: float = 1.5, require_label: bool = False):
+    def __init__(self, size: int = 128, magnification: float = 1.5, require_label: bool = False,
+                 xray_threshold: float | str = 0.02):
         super().__init__(keys=["h5", "ap", "lateral"], allow_missing_keys=True)
         self.size = size
         self.magnification = magnification
         self.require_label = require_label
-        self.preprocess = XrayPreprocess(size=size)
+        self.preprocess = XrayPreprocess(size=size, threshold=xray_threshold)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         d = dict(data)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.data import MetaTensor
 from monai.transforms import EnsureChannelFirstd, Orientationd
 
 from orthogen.data.case_layout import CasePaths, find_cases
@@ -30,6 +31,7 @@ from orthogen.io.atomic_write import atomic_file
 from orthogen.transforms import CropToMaskd, ResampleToShaped, XrayPreprocess
 
 CROP_MODES = ("spine", "vertebra")
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # axis code pairs of nibabel's RAS world
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class X2CTPreparation:
         margin_mm: margin around the mask's box.
         source_to_isocenter_mm, source_to_detector_mm: cone-beam geometry of the DRRs.
         energy_kev: effective energy of the DRRs.
+        xray_threshold: threshold of the radiograph preprocessing. A DRR of a cropped box is bright
+            wherever the box projects, so a low fixed threshold keeps the box's whole projection and the
+            radiograph stays aligned with the CT grid (Otsu would crop to the vertebral body alone).
         test_fraction: share of source cases held out for testing.
         validation_fraction: share of the training source cases listed as validation (at least one).
         seed: seed of the train/test split.
@@ -53,6 +58,7 @@ class X2CTPreparation:
     source_to_isocenter_mm: float = 1000.0
     source_to_detector_mm: float = 1500.0
     energy_kev: float = 60.0
+    xray_threshold: float | str = 0.02
     test_fraction: float = 0.2
     validation_fraction: float = 0.1
     seed: int = 0
@@ -89,11 +95,9 @@ def view_aligned_drrs(ct_hu: torch.Tensor, affine: np.ndarray, prep: X2CTPrepara
     return ap, lateral, ap_spacing, lateral_spacing
 
 
-def _preprocessed(image: np.ndarray, spacing: tuple[float, float], size: int, source: str):
+def _preprocessed(image: np.ndarray, spacing: tuple[float, float], prep: X2CTPreparation, source: str):
     """XrayPreprocess on a DRR; returns the (S, S) image and its pixel spacing."""
-    from monai.data import MetaTensor
-
-    out = XrayPreprocess(size=size).preprocess(MetaTensor(torch.from_numpy(image[None]),
+    out = XrayPreprocess(size=prep.size, threshold=prep.xray_threshold).preprocess(MetaTensor(torch.from_numpy(image[None]),
                                                           meta={"pixel_spacing_mm": spacing}), source)
     return out[0].numpy(), tuple(out.meta["pixel_spacing_mm"])
 
@@ -105,7 +109,7 @@ def cases_of(paths: CasePaths, prep: X2CTPreparation) -> list[tuple[str, X2CTCas
         raise InputError(f"mask shape {tuple(data['mask'].shape)} differs from the CT's {tuple(data['ct'].shape)}",
                          paths.mask)
     data = EnsureChannelFirstd(["ct", "mask"], channel_dim="no_channel")(data)
-    data = Orientationd(["ct", "mask"], axcodes=VIEW_ALIGNED_AXCODES)(data)
+    data = Orientationd(["ct", "mask"], axcodes=VIEW_ALIGNED_AXCODES, labels=RAS_LABELS)(data)
     labels = sorted(int(v) for v in torch.unique(data["mask"].round()) if v > 0)
     if not labels:
         raise InputError("the vertebra mask is empty", paths.mask)
@@ -117,8 +121,8 @@ def cases_of(paths: CasePaths, prep: X2CTPreparation) -> list[tuple[str, X2CTCas
         cube = resample(cropped)["ct"]
         affine = cube.affine.numpy().astype(np.float64)
         ap, lateral, ap_sp, lat_sp = view_aligned_drrs(cube[0].as_tensor(), affine, prep)
-        ap, ap_sp = _preprocessed(ap, ap_sp, prep.size, f"{name} AP DRR")
-        lateral, lat_sp = _preprocessed(lateral, lat_sp, prep.size, f"{name} lateral DRR")
+        ap, ap_sp = _preprocessed(ap, ap_sp, prep, f"{name} AP DRR")
+        lateral, lat_sp = _preprocessed(lateral, lat_sp, prep, f"{name} lateral DRR")
         cases.append((name, X2CTCase(ap, lateral, cube[0].numpy().astype(np.float32), affine, ap_sp, lat_sp,
                                      source=str(paths.image))))
     return cases
