@@ -110,11 +110,11 @@ class PrepareCommands:
               f"{len(datalist['test'])} test cases; {Path(out) / 'datalist.json'}")
 
 
-def demo(out: str = "output/demo", seed: int = 0) -> None:
-    """Phantom knee and spine -> AP/lateral DRRs -> NIfTI, PNGs and one montage under OUT."""
+def demo(out: str = "output/demo", seed: int = 0, bundle_dir: str = "bundles/spine_x2ct_gan") -> None:
+    """Phantom knee and spine -> AP/lateral DRRs, and X2CT-GAN on a phantom vertebra -> files + one montage."""
     from orthogen.demo import run_demo
 
-    for path in run_demo(out, seed=seed):
+    for path in run_demo(out, seed=seed, bundle_dir=bundle_dir):
         print(path)
 
 

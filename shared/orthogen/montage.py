@@ -5,8 +5,6 @@ viewer's left, sagittal slices show anterior on the left, superior is up; slices
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
+
+from orthogen.io.atomic_write import atomic_file  # noqa: E402
 
 #: HU window for display: wide enough for bone and soft tissue.
 DISPLAY_WINDOW_HU = (-400.0, 1400.0)
@@ -76,14 +76,9 @@ def write_montage(rows: Sequence[MontageRow], path: str | Path, title: str) -> P
                         ha="right", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
