@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orthogen.data.case_layout import write_case
 from orthogen.data.x2ct_hdf5 import read_x2ct_case
 from orthogen.data.x2ct_prepare import X2CTPreparation, prepare_x2ct_dataset
 from orthogen.io import read_ct, write_png
-from orthogen.phantoms import spine_phantom
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "spine_x2ct_gan" / "configs"
@@ -30,13 +28,10 @@ def _bundle(run_id: str, config_files: list[str], bundle_root: Path, *overrides:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, spine_phantom_root):
     """A phantom dataset and a CPU-config model trained on it for two epochs."""
     root = tmp_path_factory.mktemp("bundle")
-    for seed in range(4):
-        p = spine_phantom(seed=seed, shape=(48, 48, 64), spacing=(3.0, 3.0, 3.0))
-        write_case(p.volume_hu, p.labels, p.affine, root / "phantoms", f"spine_{seed:04d}")
-    prepare_x2ct_dataset(root / "phantoms", root / "data" / "x2ct", X2CTPreparation(size=SIZE))
+    prepare_x2ct_dataset(spine_phantom_root, root / "data" / "x2ct", X2CTPreparation(size=SIZE))
     log = _bundle("training", ["train.json", "train_cpu.json"], root, "--constant_lr_epochs", "1",
                   "--decay_lr_epochs", "1")
     return root, log
@@ -90,3 +85,26 @@ def test_evaluation_prints_model_and_baseline_and_writes_csv(trained):
     assert rows[0].startswith("case,method,MAE0")
     n_test = len(json.loads((root / "data" / "x2ct" / "datalist.json").read_text())["test"])
     assert len(rows) == 1 + 2 * n_test + 2
+
+
+def test_multi_process_training_with_gloo_on_cpu(trained, tmp_path):
+    root, _ = trained
+    (tmp_path / "data").symlink_to(root / "data")
+    files = "[" + ",".join(f"'{CONFIGS / f}'" for f in ("train.json", "train_cpu.json", "multi_gpu_train.json")) + "]"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
+               "training", "--config_file", files, "--bundle_root", str(tmp_path), "--constant_lr_epochs", "1",
+               "--decay_lr_epochs", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-5000:]
+    log = result.stdout + result.stderr
+    assert log.count("X2CTGanTrainer - INFO - Epoch[1] Complete") == 2  # both ranks trained
+    assert (tmp_path / "models" / "model.pt").is_file()
+    assert len(list((tmp_path / "runs").glob("training_state_checkpoint_epoch=1.pt"))) == 1  # rank 0 only
+
+
+def test_cpu_training_builds_the_network_that_inference_loads():
+    inference = json.loads((CONFIGS / "inference.json").read_text())
+    cpu = json.loads((CONFIGS / "train_cpu.json").read_text())
+    assert cpu["network_def"] == inference["network_def"]
+    assert cpu["image_size"] == inference["image_size"]

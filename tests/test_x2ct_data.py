@@ -11,18 +11,14 @@ from orthogen.data.x2ct_hdf5 import read_x2ct_case
 from orthogen.data.x2ct_prepare import X2CTPreparation, prepare_x2ct_dataset
 from orthogen.errors import InputError
 from orthogen.io import write_png
-from orthogen.phantoms import spine_phantom
 
 SIZE = 16
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(tmp_path_factory, spine_phantom_root):
     root = tmp_path_factory.mktemp("x2ct")
-    for seed in range(4):
-        p = spine_phantom(seed=seed, shape=(48, 48, 64), spacing=(3.0, 3.0, 3.0))
-        write_case(p.volume_hu, p.labels, p.affine, root / "phantoms", f"spine_{seed:04d}")
-    datalist = prepare_x2ct_dataset(root / "phantoms", root / "ds", X2CTPreparation(size=SIZE, seed=1))
+    datalist = prepare_x2ct_dataset(spine_phantom_root, root / "ds", X2CTPreparation(size=SIZE, seed=1))
     return root, datalist
 
 
@@ -57,15 +53,15 @@ def test_case_file_holds_aligned_views_of_the_cropped_cube(prepared):
         np.testing.assert_allclose(f.attrs["spacing_mm"], np.linalg.norm(case.affine[:3, :3], axis=0))
 
 
-def test_same_seed_same_dataset(prepared, tmp_path):
+def test_same_seed_same_dataset(prepared, spine_phantom_root, tmp_path):
     root, datalist = prepared
-    again = prepare_x2ct_dataset(root / "phantoms", tmp_path / "ds", X2CTPreparation(size=SIZE, seed=1))
+    again = prepare_x2ct_dataset(spine_phantom_root, tmp_path / "ds", X2CTPreparation(size=SIZE, seed=1))
     assert again == datalist
     name = datalist["test"][0]["h5"]
     a, b = read_x2ct_case(root / "ds" / name), read_x2ct_case(tmp_path / "ds" / name)
     np.testing.assert_array_equal(a.ct_hu, b.ct_hu)
     np.testing.assert_array_equal(a.lateral, b.lateral)
-    other = prepare_x2ct_dataset(root / "phantoms", tmp_path / "ds2", X2CTPreparation(size=SIZE, seed=2))
+    other = prepare_x2ct_dataset(spine_phantom_root, tmp_path / "ds2", X2CTPreparation(size=SIZE, seed=2))
     assert other["test"] != datalist["test"] or other["validation"] != datalist["validation"]
 
 
