@@ -13,7 +13,7 @@ from collections.abc import Hashable, Mapping
 
 import numpy as np
 from monai.config import DtypeLike, KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, ScaleIntensityRange
+from monai.transforms import MapTransform, ScaleIntensityRange, Transform
 
 from orthogen.errors import InputError
 from orthogen.transforms.input_checks import require_array
@@ -79,7 +79,21 @@ class DenormalizeHU(ScaleIntensityRange):
         return super().__call__(img)
 
 
-class ClipNormalizeHUd(MapTransform):
+class _HUWindowd(MapTransform):
+    """A dictionary form that applies one HU-window transform to each of ``keys`` (shared by the two below)."""
+
+    def __init__(self, keys: KeysCollection, transform: Transform, allow_missing_keys: bool):
+        super().__init__(keys, allow_missing_keys)
+        self.transform = transform
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key])
+        return d
+
+
+class ClipNormalizeHUd(_HUWindowd):
     """Dictionary form of :class:`ClipNormalizeHU`: HU window to [0, 1] on each of ``keys``."""
 
     backend = ClipNormalizeHU.backend
@@ -92,17 +106,10 @@ class ClipNormalizeHUd(MapTransform):
         dtype: DtypeLike = np.float32,
         allow_missing_keys: bool = False,
     ):
-        super().__init__(keys, allow_missing_keys)
-        self.normalizer = ClipNormalizeHU(hu_min=hu_min, hu_max=hu_max, dtype=dtype)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.normalizer(d[key])
-        return d
+        super().__init__(keys, ClipNormalizeHU(hu_min=hu_min, hu_max=hu_max, dtype=dtype), allow_missing_keys)
 
 
-class DenormalizeHUd(MapTransform):
+class DenormalizeHUd(_HUWindowd):
     """Dictionary form of :class:`DenormalizeHU`: [0, 1] back to HU on each of ``keys``."""
 
     backend = DenormalizeHU.backend
@@ -115,11 +122,4 @@ class DenormalizeHUd(MapTransform):
         dtype: DtypeLike = np.float32,
         allow_missing_keys: bool = False,
     ):
-        super().__init__(keys, allow_missing_keys)
-        self.denormalizer = DenormalizeHU(hu_min=hu_min, hu_max=hu_max, dtype=dtype)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.denormalizer(d[key])
-        return d
+        super().__init__(keys, DenormalizeHU(hu_min=hu_min, hu_max=hu_max, dtype=dtype), allow_missing_keys)

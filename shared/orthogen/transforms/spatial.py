@@ -297,7 +297,22 @@ class ResampleToShape(Transform):
         return _resample_to_grid(img, shape_out, spacing_out, mode_, self.padding_mode, self.anti_aliasing)
 
 
-class ResampleToSpacingd(MapTransform):
+class _PerKeyModeResampled(MapTransform):
+    """A dictionary form that runs one resampler with a mode per key (shared by the two below)."""
+
+    def __init__(self, keys: KeysCollection, resampler: Transform, mode: str | Sequence[str], allow_missing_keys: bool):
+        super().__init__(keys, allow_missing_keys)
+        self.mode = tuple(_check_mode(m) for m in ensure_tuple_rep(mode, len(self.keys)))
+        self.resampler = resampler
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key, mode in self.key_iterator(d, self.mode):
+            d[key] = self.resampler(d[key], mode=mode)
+        return d
+
+
+class ResampleToSpacingd(_PerKeyModeResampled):
     """Dictionary form of :class:`ResampleToSpacing`; ``mode`` may give one mode per key
     (e.g. ``("bilinear", "nearest")`` for a CT and its label map)."""
 
@@ -312,18 +327,11 @@ class ResampleToSpacingd(MapTransform):
         anti_aliasing: bool = True,
         allow_missing_keys: bool = False,
     ):
-        super().__init__(keys, allow_missing_keys)
-        self.mode = tuple(_check_mode(m) for m in ensure_tuple_rep(mode, len(self.keys)))
-        self.resampler = ResampleToSpacing(spacing_mm, padding_mode=padding_mode, anti_aliasing=anti_aliasing)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key, mode in self.key_iterator(d, self.mode):
-            d[key] = self.resampler(d[key], mode=mode)
-        return d
+        resampler = ResampleToSpacing(spacing_mm, padding_mode=padding_mode, anti_aliasing=anti_aliasing)
+        super().__init__(keys, resampler, mode, allow_missing_keys)
 
 
-class ResampleToShaped(MapTransform):
+class ResampleToShaped(_PerKeyModeResampled):
     """Dictionary form of :class:`ResampleToShape`; ``mode`` may give one mode per key."""
 
     backend = ResampleToShape.backend
@@ -337,12 +345,5 @@ class ResampleToShaped(MapTransform):
         anti_aliasing: bool = True,
         allow_missing_keys: bool = False,
     ):
-        super().__init__(keys, allow_missing_keys)
-        self.mode = tuple(_check_mode(m) for m in ensure_tuple_rep(mode, len(self.keys)))
-        self.resampler = ResampleToShape(shape, padding_mode=padding_mode, anti_aliasing=anti_aliasing)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key, mode in self.key_iterator(d, self.mode):
-            d[key] = self.resampler(d[key], mode=mode)
-        return d
+        resampler = ResampleToShape(shape, padding_mode=padding_mode, anti_aliasing=anti_aliasing)
+        super().__init__(keys, resampler, mode, allow_missing_keys)
