@@ -41,7 +41,10 @@ def _phantom_row(title: str, case: str, phantom: PhantomCT, out_dir: Path) -> tu
     bone_ap = project_labels(phantom.labels, phantom.affine, geometry, "ap").sum(dim=1)[0].numpy()
     images = [("DRR AP", drr.image[0].numpy()), ("DRR lateral", drr.image[1].numpy()),
               ("bone-only AP (path length)", bone_ap / max(float(bone_ap.max()), 1e-6))]
-    return MontageRow(title, phantom.volume_hu, phantom.affine, images), paths
+    values, counts = np.unique(phantom.labels[phantom.labels > 0], return_counts=True)
+    largest_bone = np.argwhere(phantom.labels == values[np.argmax(counts)]).mean(axis=0)  # slices through it
+    bone_centre = phantom.affine[:3, :3] @ largest_bone + phantom.affine[:3, 3]
+    return MontageRow(title, phantom.volume_hu, phantom.affine, images, centre_mm=tuple(bone_centre)), paths
 
 
 def _x2ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], list[Path]]:

@@ -32,6 +32,7 @@ class MontageRow:
         affine: (4, 4) voxel -> RAS mm of ``volume_hu``.
         images: 2D panels (H, W) in [0, 1] with their captions.
         note: text printed beside the row (e.g. a metric table).
+        centre_mm: world (RAS) point the three slices pass through; None = the volume's centre.
     """
 
     title: str
@@ -39,14 +40,20 @@ class MontageRow:
     affine: np.ndarray | None = None
     images: list[tuple[str, np.ndarray]] = field(default_factory=list)
     note: str = ""
+    centre_mm: tuple[float, float, float] | None = None
 
 
-def ras_slices(volume: np.ndarray, affine: np.ndarray) -> list[tuple[str, np.ndarray, float]]:
-    """Axial, coronal and sagittal mid-slices in display orientation, with each slice's row/col aspect."""
+def ras_slices(volume: np.ndarray, affine: np.ndarray, centre_mm=None) -> list[tuple[str, np.ndarray, float]]:
+    """Axial, coronal and sagittal slices through ``centre_mm`` (default: the middle voxel) in display
+    orientation, with each slice's row/col aspect."""
     image = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(volume, dtype=np.float32), np.asarray(affine)))
     vol = np.asarray(image.dataobj)
     sx, sy, sz = image.header.get_zooms()[:3]
-    cx, cy, cz = (n // 2 for n in vol.shape)
+    if centre_mm is None:
+        cx, cy, cz = (n // 2 for n in vol.shape)
+    else:
+        index = np.linalg.inv(image.affine) @ np.append(np.asarray(centre_mm, dtype=np.float64), 1.0)
+        cx, cy, cz = (int(np.clip(round(i), 0, n - 1)) for i, n in zip(index[:3], vol.shape))
     axial = vol[::-1, ::-1, cz].T  # rows anterior -> posterior, cols patient right -> left
     coronal = vol[::-1, cy, ::-1].T  # rows superior -> inferior, cols right -> left
     sagittal = vol[cx, ::-1, ::-1].T  # rows superior -> inferior, cols anterior -> posterior
@@ -61,7 +68,7 @@ def write_montage(rows: Sequence[MontageRow], path: str | Path, title: str) -> P
     for r, row in enumerate(rows):
         panels: list[tuple[str, np.ndarray, float, tuple[float, float]]] = []
         if row.volume_hu is not None:
-            for name, sl, aspect in ras_slices(row.volume_hu, row.affine):
+            for name, sl, aspect in ras_slices(row.volume_hu, row.affine, row.centre_mm):
                 panels.append((f"CT {name}", sl, aspect, DISPLAY_WINDOW_HU))
         panels += [(caption, img, 1.0, (0.0, 1.0)) for caption, img in row.images]
         for c, ax in enumerate(axes[r]):
