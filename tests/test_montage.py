@@ -5,7 +5,7 @@ from orthogen.montage import ras_slices
 
 
 def _marked_volume():
-    """(20, 30, 40) volume, 2 mm voxels in LPS-flipped (L, P, S -> x decreasing) order, one bright voxel."""
+    """(20, 30, 40) volume of 2 mm voxels stored LAS (first axis toward patient left), one bright voxel."""
     volume = np.zeros((20, 30, 40), dtype=np.float32)
     volume[5, 7, 31] = 1.0
     affine = np.diag([-2.0, 2.0, 2.0, 1.0])  # voxel i runs right -> left in RAS terms (x = -2 i)
