@@ -41,7 +41,7 @@ bench: bench-setup
 	$(BIN)/python scripts/bench_drr.py --reference-python $(BENCH_VENV)/bin/python
 
 # The shipped spine_x2ct_gan weights: 80 phantom spines (seeds 100-179) -> vertebra cases at 32^3 ->
-# the CPU training config (20 epochs, ~15 min on 2 cores) -> bundles/spine_x2ct_gan/models/model.pt,
+# the CPU training config (30 + 30 epochs at batch 2, ~75 min on 2 cores) -> bundles/spine_x2ct_gan/models/model.pt,
 # then the evaluation on the held-out phantom test split.
 X2CT_BUNDLE := bundles/spine_x2ct_gan
 spine-x2ct-model: setup
