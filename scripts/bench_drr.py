@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 SID_MM, SDD_MM = 1000.0, 1500.0
+REFERENCE_VIEWS_PER_CALL = 6  # views per DiffDRR call (memory bound, see worker)
 CASES = [  # (name, volume edge in voxels, spacing mm, views, detector pixels)
     ("128^3 -> AP + lateral 256^2", 128, 1.0, [0.0, 90.0], 256),
     ("256^3 -> AP + lateral 256^2", 256, 0.5, [0.0, 90.0], 256),
@@ -63,8 +64,13 @@ def worker(args: argparse.Namespace) -> None:
     translations = torch.tensor([[0.0, SID_MM, 0.0]]).expand(len(angles), 3)
 
     def render():
+        # DiffDRR's Siddon keeps every ray's plane crossings in memory at once: 60 views of 256^2 rays need
+        # well over 24 GB, so views go through it a few at a time (timed together: the same work)
         with torch.no_grad():
-            return drr(rotations, translations, parameterization="euler_angles", convention="ZXY")[:, 0].numpy()
+            return np.concatenate([
+                drr(rotations[i:i + REFERENCE_VIEWS_PER_CALL], translations[i:i + REFERENCE_VIEWS_PER_CALL],
+                    parameterization="euler_angles", convention="ZXY")[:, 0].numpy()
+                for i in range(0, len(angles), REFERENCE_VIEWS_PER_CALL)])
 
     seconds, images = _median_time(render, job["repeats"])
     np.save(job["out"], images)
@@ -127,7 +133,10 @@ def main() -> None:
             result = subprocess.run([args.reference_python, __file__, "--worker", str(job), "--threads",
                                      str(args.threads)], capture_output=True, text=True)
             if result.returncode != 0:
-                sys.exit(f"DiffDRR worker failed ({args.reference_python}):\n{result.stderr[-2000:]}")
+                cause = f"killed by signal {-result.returncode} (out of memory?)" if result.returncode < 0 \
+                    else f"exit status {result.returncode}"
+                sys.exit(f"DiffDRR worker failed on {name} ({args.reference_python}, {cause}):\n"
+                         f"{result.stderr[-2000:]}")
             ref_s = json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
             diff = _normalized_max_difference(ours, np.load(out))
             print(f"{name:34s} {ours_s:11.3f} {ref_s:10.3f} {ref_s / ours_s:8.1f}x {diff:14.4f}", flush=True)
