@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from monai.bundle import ConfigParser
+from nibabel.affines import apply_affine
 
 from orthogen.data.case_layout import write_case
 from orthogen.data.x2ct_hdf5 import read_x2ct_case, write_x2ct_case
@@ -43,8 +43,8 @@ def _phantom_row(title: str, case: str, phantom: PhantomCT, out_dir: Path) -> tu
               ("bone-only AP (path length)", bone_ap / max(float(bone_ap.max()), 1e-6))]
     values, counts = np.unique(phantom.labels[phantom.labels > 0], return_counts=True)
     largest_bone = np.argwhere(phantom.labels == values[np.argmax(counts)]).mean(axis=0)  # slices through it
-    bone_centre = phantom.affine[:3, :3] @ largest_bone + phantom.affine[:3, 3]
-    return MontageRow(title, phantom.volume_hu, phantom.affine, images, centre_mm=tuple(bone_centre)), paths
+    return MontageRow(title, phantom.volume_hu, phantom.affine, images,
+                      centre_mm=tuple(apply_affine(phantom.affine, largest_bone))), paths
 
 
 def _x2ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], list[Path]]:
