@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
 
 from orthogen.errors import InputError
@@ -31,76 +31,104 @@ class Radiograph:
 
     Attributes:
         image: (H, W) float32 in [0,1]; larger = more attenuation (bone bright).
-        pixel_spacing_mm: (row, col) spacing in mm (for DICOM: at the detector when ImagerPixelSpacing
-            is given).
+        pixel_spacing_mm: (row, col) pixel spacing in mm, or None when neither the file nor the caller
+            gives one (the caller must then ask the user for it). For DICOM it is PixelSpacing (at the
+            patient, as the modality calibrated it), else ImagerPixelSpacing divided by
+            EstimatedRadiographicMagnificationFactor (at the patient), else ImagerPixelSpacing (at the
+            detector); ``spacing_source`` says which.
         source: the file it was read from.
+        spacing_source: where ``pixel_spacing_mm`` came from, in words a user understands:
+            "PixelSpacing", "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor 1.1",
+            "ImagerPixelSpacing (at the detector)", "sidecar knee_ap.json", "NIfTI affine",
+            "pixel_spacing argument" or "none in the file".
     """
 
     image: np.ndarray
-    pixel_spacing_mm: tuple[float, float]
+    pixel_spacing_mm: tuple[float, float] | None
     source: str
+    spacing_source: str
 
 
-def read_radiograph(path: str | Path, *,
-                    fallback_pixel_spacing_mm: tuple[float, float] = (1.0, 1.0)) -> Radiograph:
-    """Read one radiograph as a bone-bright [0,1] image with its pixel spacing.
+#: ``spacing_source`` when the file has no pixel spacing and the caller gave none.
+NO_SPACING = "none in the file"
+#: ``spacing_source`` when the caller's ``pixel_spacing_mm`` was used.
+SPACING_ARGUMENT = "pixel_spacing argument"
 
-    - DICOM (``.dcm``, no extension; CR, DX or any single-frame grayscale image): Modality LUT /
-      rescale, then VOI LUT or window (when present), MONOCHROME1 inverted, then min-max to [0,1]
-      (a constant image gives zeros). Spacing from ImagerPixelSpacing, else PixelSpacing.
+
+def read_radiograph(path: str | Path, pixel_spacing_mm: tuple[float, float] | None = None) -> Radiograph:
+    """Read one radiograph as a bone-bright [0,1] image with its pixel spacing in mm.
+
+    - DICOM (``.dcm``, no extension; CR, DX or any single-frame grayscale image, uncompressed or
+      compressed with any syntax an installed decoder handles: JPEG baseline/extended/lossless, JPEG-LS,
+      JPEG 2000, RLE): Modality LUT / rescale, then VOI LUT or window (when present), MONOCHROME1
+      inverted, then min-max to [0,1] (a constant image gives zeros). Spacing (row, col) in mm from
+      PixelSpacing; else ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor (when the factor is
+      given); else ImagerPixelSpacing as is (at the detector). An empty tag counts as absent; a tag with
+      zero, negative, non-finite or malformed values raises InputError naming it (no falling through to
+      the next tag). RGB (SamplesPerPixel 3) and multi-frame files are refused.
     - PNG / JPEG (8 or 16 bit, grayscale or RGB -> BT.601 luminance): divided by 255 or 65535, no
       inversion (bone is already bright in radiograph PNGs). No spacing in the file.
     - ``.npy`` (2D array in [0,1], e.g. a DRR): as is; spacing from a sidecar ``<name>.json``
       ``{"pixel_spacing_mm": [row, col]}`` when present.
     - NIfTI ``.nii`` / ``.nii.gz`` (2D, values in [0,1]): as is; spacing from the affine.
 
-    When a file gives no usable spacing, ``fallback_pixel_spacing_mm`` is used and a warning names the
-    file. Raises InputError naming the file for a missing, empty, corrupt, not-2D or undecodable file,
-    or an unknown extension.
+    Args:
+        path: the radiograph file.
+        pixel_spacing_mm: (row, col) pixel spacing in mm, two positive numbers. When given it overrides
+            whatever the file says (the file's spacing tags are then not read, so a broken tag does not
+            stop the read) and ``spacing_source`` is "pixel_spacing argument".
+
+    Returns:
+        A :class:`Radiograph`; its ``pixel_spacing_mm`` is None (``spacing_source`` "none in the file")
+        when neither the file nor ``pixel_spacing_mm`` gives a spacing: no default is assumed.
+
+    Raises InputError naming the file (one line) for a missing, empty, corrupt, not-2D, RGB DICOM,
+    multi-frame DICOM or undecodable file (naming the transfer syntax), a bad spacing tag, or an unknown
+    extension; naming ``pixel_spacing_mm`` for a bad argument.
     """
-    fallback = _checked_spacing(fallback_pixel_spacing_mm, "fallback_pixel_spacing_mm")
+    override = None if pixel_spacing_mm is None else _checked_spacing(pixel_spacing_mm, "pixel_spacing_mm")
     file = existing_file(path)
     name = file.name.lower()
     if name.endswith(_PIL_SUFFIXES):
-        image, spacing = _read_pil_image(file), None
+        image, spacing, spacing_source = _read_pil_image(file), None, NO_SPACING
     elif name.endswith(".npy"):
-        image, spacing = _read_npy(file)
+        image, spacing, spacing_source = _read_npy(file, read_sidecar=override is None)
     elif name.endswith(_NIFTI_SUFFIXES):
-        image, spacing = _read_nifti_image(file)
+        image, spacing, spacing_source = _read_nifti_image(file)
     elif is_dicom_file_name(file):
-        image, spacing = _read_dicom_radiograph(file)
+        image, spacing, spacing_source = _read_dicom_radiograph(file, read_spacing=override is None)
     else:
         raise InputError(f"unknown radiograph file type {file.suffix!r}; expected .dcm (or no extension), "
                          ".png, .jpg, .jpeg, .npy, .nii or .nii.gz", file)
-    if spacing is None:
-        warnings.warn(f"{file}: no pixel spacing in the file; using the fallback {fallback} mm (row, col)",
-                      stacklevel=2)
-        spacing = fallback
-    return Radiograph(image=image.astype(np.float32), pixel_spacing_mm=spacing, source=str(file))
+    if override is not None:
+        spacing, spacing_source = override, SPACING_ARGUMENT
+    return Radiograph(image=image.astype(np.float32), pixel_spacing_mm=spacing, source=str(file),
+                      spacing_source=spacing_source)
 
 
 def _checked_spacing(value, source: str | Path) -> tuple[float, float]:
+    """``value`` as (row, col) floats in mm; InputError naming ``source`` unless two positive numbers."""
     try:
         row, col = (float(v) for v in value)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"expected two numbers (row, col) in mm, got {value!r}", source) from exc
+        raise InputError(f"got {value!r}; expected two numbers (row, col) in mm", source) from exc
     if not (math.isfinite(row) and math.isfinite(col) and row > 0 and col > 0):
-        raise InputError(f"expected two positive pixel spacings in mm, got {value!r}", source)
+        raise InputError(f"got {value!r}; expected two positive pixel spacings (row, col) in mm", source)
     return row, col
 
 
 def _require_2d(array: np.ndarray, file: Path) -> np.ndarray:
     if array.ndim != 2:
-        raise InputError(f"expected a single 2D image (H, W), got shape {array.shape}", file)
+        raise InputError(f"image has shape {array.shape}; expected a single 2D image (H, W)", file)
     return array
 
 
 def _require_unit_range(array: np.ndarray, file: Path) -> np.ndarray:
     array = np.asarray(array, dtype=np.float64)
     if not np.all(np.isfinite(array)):
-        raise InputError("image has NaN or infinite values", file)
+        raise InputError("image has NaN or infinite values; expected finite values in [0, 1]", file)
     if array.min() < 0 or array.max() > 1:
-        raise InputError(f"expected values in [0, 1], got [{array.min():.6g}, {array.max():.6g}]", file)
+        raise InputError(f"values span [{array.min():.6g}, {array.max():.6g}]; expected values in [0, 1]", file)
     return array
 
 
@@ -109,30 +137,121 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     return np.zeros_like(values) if high == low else (values - low) / (high - low)
 
 
-def _read_dicom_radiograph(file: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+def _read_dicom_radiograph(file: Path, *, read_spacing: bool
+                           ) -> tuple[np.ndarray, tuple[float, float] | None, str]:
     dataset = read_dicom_file(file)
-    samples = int(dataset.get("SamplesPerPixel", 1))
+    samples = _header_int(dataset, "SamplesPerPixel", 1, file)
     if samples != 1:
-        raise InputError(f"expected a grayscale image (SamplesPerPixel 1), got {samples} samples per pixel",
+        photometric = str(dataset.get("PhotometricInterpretation", "")).strip() or "not given"
+        raise InputError(f"colour DICOM (SamplesPerPixel {samples}, PhotometricInterpretation {photometric}); "
+                         "expected a grayscale radiograph (SamplesPerPixel 1, MONOCHROME1 or MONOCHROME2)",
                          file)
+    photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
+    if photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
+        raise InputError(f"PhotometricInterpretation {photometric}; expected a grayscale radiograph "
+                         "(MONOCHROME1 or MONOCHROME2)", file)
+    frames = _header_int(dataset, "NumberOfFrames", 1, file)
+    if frames != 1:
+        raise InputError(f"multi-frame DICOM (NumberOfFrames {frames}); expected a single-frame 2D image",
+                         file)
+    spacing, spacing_source = _dicom_pixel_spacing(dataset, file) if read_spacing else (None, NO_SPACING)
     pixels = _require_2d(decode_pixel_array(dataset, file), file)
     values = np.asarray(apply_voi_lut(apply_modality_lut(pixels, dataset), dataset), dtype=np.float64)
-    if str(dataset.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
+    if photometric == "MONOCHROME1":
         values = -values
-    return _min_max(values), _dicom_pixel_spacing(dataset)
+    return _min_max(values), spacing, spacing_source
 
 
-def _dicom_pixel_spacing(dataset: Dataset) -> tuple[float, float] | None:
-    """ImagerPixelSpacing, else PixelSpacing; None when neither holds two positive numbers."""
-    for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
+def _header_int(dataset: Dataset, keyword: str, default: int, file: Path) -> int:
+    """An integer header value (empty or absent -> ``default``); InputError naming the tag if malformed."""
+    try:
         value = dataset.get(keyword)
-        try:
-            row, col = (float(v) for v in value)
-        except (TypeError, ValueError):
-            continue
-        if row > 0 and col > 0:
-            return row, col
-    return None
+        return default if value is None or value == "" else int(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{keyword} is {_shown(dataset, keyword)}; expected a whole number", file) from exc
+
+
+def _dicom_pixel_spacing(dataset: Dataset, file: Path) -> tuple[tuple[float, float] | None, str]:
+    """(row, col) spacing in mm and where it came from (see :class:`Radiograph`).
+
+    PixelSpacing, else ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor, else
+    ImagerPixelSpacing at the detector, else (None, "none in the file"). Only the tags consulted are
+    checked; an empty one counts as absent; a bad one raises InputError naming it.
+    """
+    spacing = _spacing_tag(dataset, "PixelSpacing", file)
+    if spacing is not None:
+        return spacing, "PixelSpacing"
+    spacing = _spacing_tag(dataset, "ImagerPixelSpacing", file)
+    if spacing is None:
+        return None, NO_SPACING
+    factor = _magnification(dataset, file)
+    if factor is None:
+        return spacing, "ImagerPixelSpacing (at the detector)"
+    return ((spacing[0] / factor, spacing[1] / factor),
+            f"ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor {factor:g}")
+
+
+def _tag_value(dataset: Dataset, keyword: str, file: Path, expected: str):
+    """The value of ``keyword``; None when absent or empty; InputError when pydicom cannot parse it."""
+    if keyword not in dataset:
+        return None
+    try:
+        value = dataset[keyword].value
+    except Exception as exc:  # pydicom raises ValueError / TypeError on a value it cannot convert
+        raise InputError(f"{keyword} is {_shown(dataset, keyword)}; expected {expected}", file) from exc
+    if value is None or value == "" or (isinstance(value, (list, tuple, MultiValue)) and len(value) == 0):
+        return None
+    return value
+
+
+def _spacing_tag(dataset: Dataset, keyword: str, file: Path) -> tuple[float, float] | None:
+    """(row, col) in mm from a two-valued spacing tag; None when absent or empty; InputError if bad."""
+    expected = "two positive numbers in mm"
+    value = _tag_value(dataset, keyword, file, expected)
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in value] if isinstance(value, (list, tuple, MultiValue)) else None
+    except (TypeError, ValueError):
+        numbers = None
+    if numbers is None or len(numbers) != 2 or not all(math.isfinite(v) and v > 0 for v in numbers):
+        raise InputError(f"{keyword} is {_shown(dataset, keyword)}; expected {expected}", file)
+    return numbers[0], numbers[1]
+
+
+def _magnification(dataset: Dataset, file: Path) -> float | None:
+    """EstimatedRadiographicMagnificationFactor; None when absent or empty; InputError if not positive."""
+    keyword, expected = "EstimatedRadiographicMagnificationFactor", "one positive number"
+    value = _tag_value(dataset, keyword, file, expected)
+    if value is None:
+        return None
+    try:
+        factor = float(value)
+    except (TypeError, ValueError):
+        factor = math.nan
+    if not (math.isfinite(factor) and factor > 0):
+        raise InputError(f"{keyword} is {_shown(dataset, keyword)}; expected {expected}", file)
+    return factor
+
+
+def _shown(dataset: Dataset, keyword: str) -> str:
+    """A tag's value as a user reads it: [0.0, 0.0] for numbers, else the text stored in the file."""
+    try:
+        value = dataset[keyword].value
+        if isinstance(value, (list, tuple, MultiValue)):
+            return "[" + ", ".join(_number_text(v) for v in value) + "]"
+        return _number_text(value)
+    except Exception:  # the value does not convert: show the raw bytes as text
+        raw = dataset.get_item(keyword).value
+        text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+        return repr(text.strip(" \x00"))
+
+
+def _number_text(value) -> str:
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return repr(str(value))
 
 
 def _read_pil_image(file: Path) -> np.ndarray:
@@ -140,7 +259,7 @@ def _read_pil_image(file: Path) -> np.ndarray:
         with Image.open(file) as picture:
             picture.load()
             if getattr(picture, "n_frames", 1) != 1:
-                raise InputError(f"expected a single 2D image, got {picture.n_frames} frames", file)
+                raise InputError(f"{picture.n_frames} frames; expected a single 2D image", file)
             mode = picture.mode
             if mode.startswith("I;16") or mode == "I":
                 return np.asarray(picture, dtype=np.float64) / 65535.0
@@ -157,7 +276,8 @@ def _read_pil_image(file: Path) -> np.ndarray:
                          file) from exc
 
 
-def _read_npy(file: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+def _read_npy(file: Path, *, read_sidecar: bool = True
+              ) -> tuple[np.ndarray, tuple[float, float] | None, str]:
     try:
         array = np.load(file, allow_pickle=False)
     except Exception as exc:  # numpy raises ValueError / EOFError / OSError on bad files
@@ -165,21 +285,22 @@ def _read_npy(file: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
                          file) from exc
     image = _require_unit_range(_require_2d(np.asarray(array), file), file)
     sidecar = file.with_suffix(".json")
-    if not sidecar.exists():
-        return image, None
+    if not read_sidecar or not sidecar.exists():
+        return image, None, NO_SPACING
     try:
         spacing = json.loads(existing_file(sidecar).read_text())["pixel_spacing_mm"]
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise InputError('expected JSON {"pixel_spacing_mm": [row, col]}', sidecar) from exc
-    return image, _checked_spacing(spacing, sidecar)
+        raise InputError('not the expected sidecar; expected JSON {"pixel_spacing_mm": [row, col]} in mm',
+                         sidecar) from exc
+    return image, _checked_spacing(spacing, sidecar), f"sidecar {sidecar.name}"
 
 
-def _read_nifti_image(file: Path) -> tuple[np.ndarray, tuple[float, float]]:
+def _read_nifti_image(file: Path) -> tuple[np.ndarray, tuple[float, float], str]:
     try:
         nifti = nib.load(file)
         shape = nifti.shape
         if len(shape) < 2 or any(size != 1 for size in shape[2:]):
-            raise InputError(f"expected a single 2D image (H, W), got shape {shape}", file)
+            raise InputError(f"image has shape {shape}; expected a single 2D image (H, W)", file)
         image = np.asarray(nifti.get_fdata(dtype=np.float64)).reshape(shape[:2])
         spacing = voxel_spacing(nifti.affine)[:2]
     except InputError:
@@ -187,4 +308,4 @@ def _read_nifti_image(file: Path) -> tuple[np.ndarray, tuple[float, float]]:
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, OSError, zlib errors, ...
         raise InputError(f"not a readable NIfTI file, or truncated ({type(exc).__name__}: {exc})",
                          file) from exc
-    return _require_unit_range(image, file), spacing
+    return _require_unit_range(image, file), spacing, "NIfTI affine"
