@@ -21,8 +21,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
 
 from orthogen.errors import InputError
-from orthogen.io import (Radiograph, read_ct, read_radiograph, write_dicom_ct_series, write_nifti,
-                         write_png)
+from orthogen.io import (Radiograph, read_ct, read_radiograph, reorient_to_dicom_axial, write_dicom_ct_series,
+                         write_nifti, write_png)
 
 DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 SPACING = (0.8, 0.7, 2.5)
@@ -70,8 +70,11 @@ def test_dicom_series_round_trip_values_affine_and_tags(tmp_path):
     ct = read_ct(out)
     assert tuple(ct.shape) == (24, 20, 12) and ct.dtype == torch.float32
     assert ct.affine.dtype == torch.float64
-    np.testing.assert_allclose(ct.affine.numpy(), affine, atol=1e-4)
-    assert np.max(np.abs(ct.numpy() - volume)) <= 0.5 + 1e-4  # slope 1: rounding to whole HU
+    # written in the axial LPS layout: the RAS-diagonal volume comes back with X and Y flipped
+    stored_volume, stored_affine = reorient_to_dicom_axial(volume, affine)
+    np.testing.assert_array_equal(stored_volume, volume[::-1, ::-1, :])
+    np.testing.assert_allclose(ct.affine.numpy(), stored_affine, atol=1e-4)
+    assert np.max(np.abs(ct.numpy() - stored_volume)) <= 0.5 + 1e-4  # slope 1: rounding to whole HU
     np.testing.assert_allclose(ct.meta["spacing"], SPACING, atol=1e-6)
     assert ct.meta["filename_or_obj"] == str(out)
 
@@ -87,9 +90,10 @@ def test_dicom_series_round_trip_values_affine_and_tags(tmp_path):
     assert float(first.SliceThickness) == pytest.approx(2.5)
     assert float(first.SpacingBetweenSlices) == pytest.approx(2.5)
     assert (float(first.RescaleSlope), float(first.RescaleIntercept)) == (1.0, 0.0)
-    # RAS (-12.3, 45.6, -78.9) is LPS (12.3, -45.6, -78.9)
-    assert [float(v) for v in first.ImagePositionPatient] == pytest.approx([12.3, -45.6, -78.9])
-    assert [float(v) for v in first.ImageOrientationPatient] == pytest.approx([-1, 0, 0, 0, -1, 0])
+    # the first stored voxel is voxel (23, 19, 0): RAS (-12.3 + 23 * 0.8, 45.6 + 19 * 0.7, -78.9),
+    # LPS (-6.1, -58.9, -78.9); rows run to the patient's left, columns to posterior
+    assert [float(v) for v in first.ImagePositionPatient] == pytest.approx([-6.1, -58.9, -78.9])
+    assert [float(v) for v in first.ImageOrientationPatient] == pytest.approx([1, 0, 0, 0, 1, 0])
     assert first.pixel_array.dtype == np.int16
     assert int(first.SeriesNumber) == 7 and first.PatientID == "ORTHOGEN"
 
@@ -104,8 +108,9 @@ def test_dicom_series_oblique_wide_range_uses_rescale_slope(tmp_path):
     assert hu_range / 65535 <= slope < 1.001 * hu_range / 65535
 
     ct = read_ct(tmp_path / "s")
-    np.testing.assert_allclose(ct.affine.numpy(), affine, atol=1e-4)
-    assert np.max(np.abs(ct.numpy() - volume)) <= slope / 2 + 1e-3
+    stored_volume, stored_affine = reorient_to_dicom_axial(volume, affine)
+    np.testing.assert_allclose(ct.affine.numpy(), stored_affine, atol=1e-4)
+    assert np.max(np.abs(ct.numpy() - stored_volume)) <= slope / 2 + 1e-3
 
 
 def test_lps_reoriented_volume_is_written_in_the_usual_axial_layout(tmp_path):

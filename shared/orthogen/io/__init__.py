@@ -1,12 +1,15 @@
 """OrthoGen file IO: CT volumes (NIfTI, NRRD, DICOM series) and radiographs (DICOM, PNG/JPEG, .npy).
 
 Every reader raises ``orthogen.errors.InputError`` naming the file on bad input; every writer writes
-to a temporary sibling and renames it into place.
+to a temporary sibling and renames it into place. CT reading is a MONAI ``ImageReader``
+(:class:`CTImageReader`), so bundles load CTs with ``LoadImaged(keys=..., reader=CTImageReader())``.
 """
+from orthogen.io.ct_image_reader import CTImageReader
 from orthogen.io.ct_read import read_ct
-from orthogen.io.dicom_ct_series import write_dicom_ct_series
+from orthogen.io.dicom_ct_series import reorient_to_dicom_axial, write_dicom_ct_series
 from orthogen.io.nifti_write import write_nifti
 from orthogen.io.png import write_png
 from orthogen.io.radiograph import Radiograph, read_radiograph
 
-__all__ = ["Radiograph", "read_ct", "read_radiograph", "write_dicom_ct_series", "write_nifti", "write_png"]
+__all__ = ["CTImageReader", "Radiograph", "read_ct", "read_radiograph", "reorient_to_dicom_axial",
+           "write_dicom_ct_series", "write_nifti", "write_png"]

@@ -1,9 +1,10 @@
 """DICOM CT series: one CT Image Storage file per axial slice, read into and written from (X, Y, Z) HU.
 
 Array axes map to DICOM as: X = column index (along a row, ImageOrientationPatient[:3]),
-Y = row index (down a column, ImageOrientationPatient[3:]), Z = slice order along the row x column
-normal. DICOM positions are LPS; the affines here are RAS (see ``patient_space``).
-highdicom 0.22 builds only multi-frame/derived objects, so the single-frame CT files are made with pydicom.
+Y = row index (down a column, ImageOrientationPatient[3:]), Z = slice order. DICOM positions are LPS;
+the affines here are RAS (see ``patient_space``). Reading is :class:`orthogen.io.CTImageReader`'s (MONAI's
+PydicomReader after :mod:`orthogen.io.ct_series_checks`). highdicom 0.22 builds only
+multi-frame/derived objects, so the single-frame CT files are made with pydicom.
 """
 from __future__ import annotations
 
@@ -13,190 +14,147 @@ import math
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.pixel_data_handlers.util import apply_modality_lut
+import pydicom
+from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from orthogen.errors import InputError
 from orthogen.io.array_argument import numpy_array
 from orthogen.io.atomic_write import atomic_folder
-from orthogen.io.dicom_file import decode_pixel_array, read_dicom_file
+from orthogen.io.ct_image_reader import CTImageReader
+from orthogen.io.ct_series_checks import is_dicom_file_name
+from orthogen.io.input_file import existing_file
 from orthogen.io.patient_space import LPS_TO_RAS
 
-#: Largest allowed |difference| between direction cosines of two slices of one series.
-_ORIENTATION_TOLERANCE = 1e-4
-#: Slice gaps may differ from their mean by this much (mm) or this fraction of it, whichever is larger.
-_GAP_TOLERANCE_MM, _GAP_TOLERANCE_FRACTION = 0.01, 0.01
+__all__ = ["DICOM_AXIAL_AXCODES", "SYNTHETIC_CT_DERIVATION", "is_dicom_file_name", "read_dicom_ct_series",
+           "reorient_to_dicom_axial", "write_dicom_ct_series"]
+
+#: RAS axis codes of the written layout: columns toward patient Left, rows toward Posterior, slices
+#: toward Superior, i.e. ImageOrientationPatient ~ [1, 0, 0, 0, 1, 0] (the usual axial display).
+DICOM_AXIAL_AXCODES = ("L", "P", "S")
+#: Default DerivationDescription: the series is computed, not acquired.
+SYNTHETIC_CT_DERIVATION = "Synthetic CT computed by OrthoGen; not an acquired image"
+#: Patient-level tags copied from a reference dataset (Patient module).
+PATIENT_KEYWORDS = ("PatientName", "PatientID", "IssuerOfPatientID", "TypeOfPatientID", "OtherPatientIDsSequence",
+                    "PatientBirthDate", "PatientBirthTime", "PatientSex", "EthnicGroup", "PatientComments",
+                    "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence")
+#: Study-level tags copied from a reference dataset (General Study and Patient Study modules).
+STUDY_KEYWORDS = ("StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+                  "IssuerOfAccessionNumberSequence", "ReferringPhysicianName", "StudyDescription",
+                  "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy", "ProcedureCodeSequence", "PatientAge",
+                  "PatientSize", "PatientWeight")
 _INT16_MIN, _INT16_MAX = -32768, 32767
 #: Display window stored in the files: a bone window, as OrthoGen's volumes are about bone.
 _BONE_WINDOW_CENTER_HU, _BONE_WINDOW_WIDTH_HU = 500, 2000
 
 
-def is_dicom_file_name(path: Path) -> bool:
-    """Whether a file name looks like a DICOM slice: ``.dcm``, no extension, or a UID-like numeric suffix."""
-    suffix = path.suffix.lower()
-    return not path.name.startswith(".") and (suffix in ("", ".dcm") or suffix[1:].isdigit())
-
-
-def read_dicom_ct_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read the one CT series in ``folder``.
-
-    Slices are sorted by ImagePositionPatient projected on the slice normal; each slice's Modality LUT
-    (RescaleSlope / RescaleIntercept) is applied. Other files than ``.dcm`` / extension-less / numeric
-    suffix ones, hidden files and DICOMDIR are ignored.
+def read_dicom_ct_series(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read the one CT series in ``folder`` with :class:`orthogen.io.CTImageReader`.
 
     Returns:
-        (volume, affine): volume (X=Columns, Y=Rows, Z=slices) float32 HU; affine 4x4 float64 voxel ->
-        RAS mm, with the slice step taken from the first and last positions (gantry tilt shows as shear).
+        (volume, affine): volume (X=Columns, Y=Rows, Z=slices in InstanceNumber order) float32 HU;
+        affine 4x4 float64 voxel -> RAS mm, the slice step taken from the first and last positions
+        (gantry tilt shows as shear).
 
     Raises:
-        InputError: no DICOM files, a file that is not readable DICOM, mixed SeriesInstanceUID, mixed
-            Rows x Columns, orientation or pixel spacing, missing geometry tags, multi-frame files, two
-            slices at one position, non-uniform slice gaps, undecodable pixel data.
+        InputError: see :func:`orthogen.io.ct_series_checks.read_checked_ct_series`; also when ``folder``
+            is not a folder.
     """
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and is_dicom_file_name(p) and p.name.upper() != "DICOMDIR")
-    if not files:
-        raise InputError("no DICOM files (.dcm or without extension) in the folder; expected one CT series",
-                         folder)
-    datasets = [read_dicom_file(f) for f in files]
-    _require_one_value(datasets, files, folder, "SeriesInstanceUID", "series")
-    _require_one_value(datasets, files, folder, ("Rows", "Columns"), "image sizes (Rows, Columns)")
-    row_cosine, column_cosine, pixel_spacing = _in_plane_geometry(datasets, files, folder)
-    normal = np.cross(row_cosine, column_cosine)
-
-    positions = np.array([_float_tag(ds, f, "ImagePositionPatient", 3) for ds, f in zip(datasets, files)])
-    order = np.argsort(positions @ normal, kind="stable")
-    datasets = [datasets[i] for i in order]
-    files = [files[i] for i in order]
-    positions = positions[order]
-    step = _slice_step(datasets[0], positions, normal, files, folder)
-
-    slices = []
-    for dataset, file in zip(datasets, files):
-        pixels = decode_pixel_array(dataset, file)
-        if pixels.ndim != 2:
-            raise InputError(f"expected one 2D slice per file, got pixel array of shape {pixels.shape}", file)
-        slices.append(np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float32).T)
-    volume = np.stack(slices, axis=-1)
-
-    affine_lps = np.eye(4)
-    affine_lps[:3, 0] = row_cosine * pixel_spacing[1]
-    affine_lps[:3, 1] = column_cosine * pixel_spacing[0]
-    affine_lps[:3, 2] = step
-    affine_lps[:3, 3] = positions[0]
-    return volume, LPS_TO_RAS @ affine_lps
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("expected a DICOM series folder", folder)
+    reader = CTImageReader()
+    volume, meta = reader.get_data(reader.read(folder))
+    return volume, meta["affine"]
 
 
-def _require_one_value(datasets: list[Dataset], files: list[Path], folder: Path,
-                       keywords: str | tuple[str, ...], what: str) -> None:
-    """Raise InputError naming the folder when the datasets disagree on the value(s) of ``keywords``."""
-    keywords = (keywords,) if isinstance(keywords, str) else keywords
-    first_file_of: dict[tuple, Path] = {}
-    for dataset, file in zip(datasets, files):
-        first_file_of.setdefault(tuple(str(dataset.get(k, "")) for k in keywords), file)
-    if len(first_file_of) > 1:
-        found = "; ".join(f"{'x'.join(v)} (e.g. {f.name})" for v, f in first_file_of.items())
-        raise InputError(f"slices of mixed {what}: {found}; expected one CT series per folder", folder)
-
-
-def _float_tag(dataset: Dataset, file: Path, keyword: str, length: int) -> np.ndarray:
-    """A numeric multi-valued tag as float64 of ``length`` values; InputError naming the file otherwise."""
-    value = dataset.get(keyword)
-    try:
-        array = np.asarray([float(v) for v in value], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"missing or invalid {keyword} ({value!r}); expected {length} numbers",
-                         file) from exc
-    if array.shape != (length,) or not np.all(np.isfinite(array)):
-        raise InputError(f"invalid {keyword} {value!r}; expected {length} finite numbers", file)
-    return array
-
-
-def _in_plane_geometry(datasets: list[Dataset], files: list[Path],
-                       folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit row and column direction cosines (LPS) and PixelSpacing (row spacing, column spacing) mm."""
-    orientations = [_float_tag(ds, f, "ImageOrientationPatient", 6) for ds, f in zip(datasets, files)]
-    spacings = [_float_tag(ds, f, "PixelSpacing", 2) for ds, f in zip(datasets, files)]
-    for orientation, spacing, file in zip(orientations, spacings, files):
-        if np.max(np.abs(orientation - orientations[0])) > _ORIENTATION_TOLERANCE:
-            raise InputError(f"slices of mixed ImageOrientationPatient: {orientations[0].tolist()} in "
-                             f"{files[0].name}, {orientation.tolist()} in {file.name}", folder)
-        if not np.allclose(spacing, spacings[0], rtol=1e-4, atol=1e-6):
-            raise InputError(f"slices of mixed PixelSpacing: {spacings[0].tolist()} in {files[0].name}, "
-                             f"{spacing.tolist()} in {file.name}", folder)
-    row_cosine, column_cosine = orientations[0][:3], orientations[0][3:]
-    if min(np.linalg.norm(row_cosine), np.linalg.norm(column_cosine)) < 0.5 or np.any(spacings[0] <= 0):
-        raise InputError(f"degenerate ImageOrientationPatient {orientations[0].tolist()} or PixelSpacing "
-                         f"{spacings[0].tolist()}", files[0])
-    return (row_cosine / np.linalg.norm(row_cosine), column_cosine / np.linalg.norm(column_cosine),
-            spacings[0])
-
-
-def _slice_step(first: Dataset, positions: np.ndarray, normal: np.ndarray, files: list[Path],
-                folder: Path) -> np.ndarray:
-    """LPS vector (mm) from one slice to the next; checks slices are distinct and evenly spaced."""
-    if len(positions) == 1:
-        thickness = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
-        return normal * abs(thickness)
-    gaps = np.diff(positions @ normal)
-    if np.min(gaps) <= _GAP_TOLERANCE_MM:
-        i = int(np.argmin(gaps))
-        raise InputError(f"two slices at the same position ({files[i].name}, {files[i + 1].name}); "
-                         "expected one slice per position", folder)
-    mean_gap = float(np.mean(gaps))
-    if np.max(np.abs(gaps - mean_gap)) > max(_GAP_TOLERANCE_MM, _GAP_TOLERANCE_FRACTION * mean_gap):
-        i = int(np.argmax(np.abs(gaps - mean_gap)))
-        raise InputError(f"non-uniform slice spacing: gaps from {np.min(gaps):.4g} to {np.max(gaps):.4g} mm "
-                         f"(e.g. {gaps[i]:.4g} mm between {files[i].name} and {files[i + 1].name}); "
-                         "a slice may be missing", folder)
-    return (positions[-1] - positions[0]) / (len(positions) - 1)
-
-
-def write_dicom_ct_series(volume_hu, affine, out_dir: str | Path, *, study_instance_uid: str | None = None,
-                          patient_id: str = "ORTHOGEN", patient_name: str = "OrthoGen^Phantom",
-                          series_description: str = "OrthoGen CT", series_number: int = 1000) -> str:
-    """Write a CT volume as a new DICOM series, one CT Image Storage file per slice.
+def reorient_to_dicom_axial(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The volume with its axes flipped / permuted to :data:`DICOM_AXIAL_AXCODES`, and its new affine.
 
     Args:
-        volume_hu: (X, Y, Z) HU, numpy or torch. X becomes DICOM columns, Y rows, Z slices.
-        affine: 4x4 voxel -> RAS mm (numpy or torch); its first two columns must be orthogonal.
-        out_dir: new (or empty) folder; files ``slice_0001.dcm``... are built in a temporary sibling folder
-            and renamed into place, so no partial series is ever left.
-        study_instance_uid: join this existing study; a new StudyInstanceUID when None.
-        patient_id, patient_name, series_description, series_number: written as given.
+        volume: (X, Y, Z) numpy array, any axis order.
+        affine: 4x4 voxel -> RAS mm of ``volume`` (numpy).
 
     Returns:
-        The new SeriesInstanceUID.
+        (volume', affine'): the same voxels with axis 0 nearest patient Left, axis 1 nearest Posterior,
+        axis 2 nearest Superior (nibabel ``io_orientation`` / ``apply_orientation``); affine' =
+        affine @ ``inv_ornt_aff`` describes them. This is what ``write_dicom_ct_series`` stores and
+        ``read_ct`` of the written folder returns.
+    """
+    volume, affine = np.asarray(volume), np.asarray(affine, dtype=np.float64)
+    transform = ornt_transform(io_orientation(affine), axcodes2ornt(DICOM_AXIAL_AXCODES))
+    return apply_orientation(volume, transform), affine @ inv_ornt_aff(transform, volume.shape)
+
+
+def write_dicom_ct_series(volume_hu, affine, out_dir: str | Path, *,
+                          reference: Dataset | str | Path | None = None,
+                          series_description: str = "OrthoGen CT", series_number: int = 1000,
+                          derivation_description: str = SYNTHETIC_CT_DERIVATION,
+                          study_instance_uid: str | None = None, patient_id: str | None = None,
+                          patient_name: str | None = None) -> str:
+    """Write a CT volume as a new DICOM series in the usual axial layout, one CT Image file per slice.
+
+    Whatever the input affine (RAS-diagonal, oblique, view-aligned "IAL", ...) the volume is first
+    reoriented with :func:`reorient_to_dicom_axial` to the axis codes nearest L, P, S: rows of each image
+    run toward the patient's left (ImageOrientationPatient[:3] ~ +x LPS), columns toward posterior
+    (ImageOrientationPatient[3:] ~ +y LPS), so a viewer showing the stored pixels (rows top to bottom)
+    shows anterior at the top and the patient's right on the image left (radiological convention).
+    Slices go from inferior to superior: InstanceNumber 1..N increase along row x column.
+
+    Args:
+        volume_hu: (X, Y, Z) HU, numpy or torch, finite.
+        affine: 4x4 voxel -> RAS mm of ``volume_hu`` (numpy or torch). After reorientation the two
+            in-plane axes must be orthogonal (a shear along the slice axis, e.g. gantry tilt, is fine).
+        out_dir: new (or empty) folder; files ``slice_0001.dcm``... are built in a temporary sibling folder
+            and renamed into place, so no partial series is ever left.
+        reference: a DICOM dataset (pydicom ``Dataset``, or the path of a DICOM file) of the study to
+            join, e.g. the radiograph the CT was generated from. Its StudyInstanceUID, patient tags
+            (:data:`PATIENT_KEYWORDS`), study tags (:data:`STUDY_KEYWORDS`) and SpecificCharacterSet are
+            copied, and its SOP instance is listed in SourceImageSequence. ``None``: a new study.
+        series_description: SeriesDescription, e.g. "Spine X2CT-GAN synthetic CT (phantom-trained)".
+        series_number: SeriesNumber.
+        derivation_description: DerivationDescription; the series is also marked ImageType
+            DERIVED\\SECONDARY\\AXIAL and BurnedInAnnotation NO.
+        study_instance_uid: join this study without a reference dataset (patient tags then come from
+            ``patient_id`` / ``patient_name``); with a reference it must equal the reference's.
+        patient_id, patient_name: without a reference, written as given (default "ORTHOGEN",
+            "OrthoGen^Phantom"); with a reference they must equal the reference's or be None.
+
+    Returns:
+        The new SeriesInstanceUID. Every SOPInstanceUID is new, and so is the FrameOfReferenceUID: the
+        volume's coordinates are not registered to the reference's patient space.
 
     Pixels are int16 with one RescaleSlope / RescaleIntercept for the series: slope 1 (stored values are
     HU, rounded) when the HU range spans < 65535, else the smallest slope that fits the range. So
-    ``read_ct(out_dir)`` returns the volume to within slope / 2 HU and the same affine, provided the
-    slice axis points along row x column (true for RAS-diagonal affines); otherwise it comes back with the
-    slice order reversed and the matching affine. A RAS-diagonal volume is stored with columns running
-    to the patient's right and rows to anterior (a 180-degree in-plane turn from the usual axial display
-    in viewers that show stored pixels); reorient it to LPS first (MONAI ``Orientation(axcodes="LPS")``)
-    for the conventional layout.
+    ``read_ct(out_dir)`` returns ``reorient_to_dicom_axial(volume_hu, affine)``: the reoriented volume to
+    within slope / 2 HU and its affine exactly (to DS precision); ``Orientation`` to the input's axis
+    codes gives back the input's array and affine.
+
+    Raises:
+        InputError: naming the argument for a non-3D or non-finite volume, an affine DICOM slices cannot
+            describe, a reference without StudyInstanceUID or conflicting with the given UID / patient;
+            naming the folder when it exists and is not empty.
     """
     volume = numpy_array(volume_hu, "volume_hu")
     if volume.ndim != 3:
         raise InputError(f"expected a 3D volume (X, Y, Z), got shape {volume.shape}", "volume_hu")
-    affine_lps = LPS_TO_RAS @ _checked_affine(affine)
+    volume, affine_ras = reorient_to_dicom_axial(volume, _checked_affine(affine))
+    affine_lps = LPS_TO_RAS @ _checked_in_plane_axes(affine_ras)
     spacing = np.linalg.norm(affine_lps[:3, :3], axis=0)
     row_cosine, column_cosine = affine_lps[:3, 0] / spacing[0], affine_lps[:3, 1] / spacing[1]
     normal = np.cross(row_cosine, column_cosine)
     step = affine_lps[:3, 2]
-    slice_gap = abs(float(step @ normal))
+    slice_gap = float(step @ normal)
 
     slope, intercept = _rescale_for_int16(float(volume.min()), float(volume.max()))
 
-    study_instance_uid = study_instance_uid or generate_uid()
-    series_instance_uid = generate_uid()
-    template = _series_template(
-        study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid,
-        frame_of_reference_uid=generate_uid(), patient_id=patient_id, patient_name=patient_name,
-        series_description=series_description, series_number=series_number)
+    template = _series_template(series_description=series_description, series_number=series_number,
+                                derivation_description=derivation_description)
+    _set_patient_and_study(template, _reference_dataset(reference), study_instance_uid=study_instance_uid,
+                           patient_id=patient_id, patient_name=patient_name)
+    series_instance_uid = template.SeriesInstanceUID
     template.Rows, template.Columns = volume.shape[1], volume.shape[0]
     template.ImageOrientationPatient = [format_number_as_ds(float(v)) for v in (*row_cosine, *column_cosine)]
     template.PixelSpacing = [format_number_as_ds(float(spacing[1])), format_number_as_ds(float(spacing[0]))]
@@ -223,17 +181,28 @@ def write_dicom_ct_series(volume_hu, affine, out_dir: str | Path, *, study_insta
 
 
 def _checked_affine(affine) -> np.ndarray:
-    """The 4x4 RAS affine as float64; InputError when DICOM slices cannot describe it."""
+    """The 4x4 RAS affine as float64; InputError when it is not one or its axes are degenerate."""
     matrix = numpy_array(affine, "affine").astype(np.float64)
     if matrix.shape != (4, 4) or not np.allclose(matrix[3], [0, 0, 0, 1]):
         raise InputError(f"expected a 4x4 affine with last row [0, 0, 0, 1], got {matrix.tolist()}", "affine")
     columns = matrix[:3, :3]
     norms = np.linalg.norm(columns, axis=0)
-    if np.any(norms == 0) or abs(columns[:, 0] @ columns[:, 1]) > 1e-6 * norms[0] * norms[1]:
-        raise InputError("expected orthogonal, non-zero in-plane axes (columns 0 and 1) for DICOM slices, "
-                         f"got {columns.tolist()}", "affine")
-    if abs(np.linalg.det(columns)) < 1e-9 * np.prod(norms):
-        raise InputError(f"slice axis (column 2) lies in the image plane: {columns.tolist()}", "affine")
+    if np.any(norms == 0) or abs(np.linalg.det(columns)) < 1e-9 * np.prod(norms):
+        raise InputError(f"expected three independent, non-zero voxel axes, got {columns.tolist()}", "affine")
+    return matrix
+
+
+def _checked_in_plane_axes(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` (already in the axial layout); InputError unless its first two axes are orthogonal."""
+    columns = matrix[:3, :3]
+    norms = np.linalg.norm(columns, axis=0)
+    if abs(columns[:, 0] @ columns[:, 1]) > 1e-6 * norms[0] * norms[1]:
+        raise InputError("expected orthogonal in-plane axes for DICOM slices (the axes nearest left-right and "
+                         f"anterior-posterior), got {columns.T.tolist()} as (left, posterior, superior) axes",
+                         "affine")
+    normal = np.cross(columns[:, 0], columns[:, 1])
+    if columns[:, 2] @ normal <= 1e-9 * np.prod(norms):
+        raise InputError(f"slice axis does not point out of the image plane: {columns.T.tolist()}", "affine")
     return matrix
 
 
@@ -248,24 +217,66 @@ def _rescale_for_int16(low: float, high: float) -> tuple[float, float]:
     return slope, intercept
 
 
-def _series_template(*, study_instance_uid: str, series_instance_uid: str, frame_of_reference_uid: str,
-                     patient_id: str, patient_name: str, series_description: str,
-                     series_number: int) -> FileDataset:
-    """Attributes shared by every slice of the series (all but position, instance and pixels)."""
-    file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = CTImageStorage
-    file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    dataset = FileDataset("", {}, file_meta=file_meta, preamble=b"\0" * 128)
+def _reference_dataset(reference: Dataset | str | Path | None) -> Dataset | None:
+    """The reference as a pydicom Dataset (a path is read without pixel data); checks StudyInstanceUID."""
+    if reference is None:
+        return None
+    source = "reference"
+    if not isinstance(reference, Dataset):
+        source = existing_file(reference)
+        try:
+            reference = pydicom.dcmread(source, stop_before_pixels=True)
+        except Exception as exc:  # pydicom raises InvalidDicomError, EOFError, struct.error, ...
+            raise InputError(f"not a readable DICOM file ({type(exc).__name__}: {exc}); expected a DICOM "
+                             "dataset of the study to join", source) from exc
+    if not reference.get("StudyInstanceUID"):
+        raise InputError("has no StudyInstanceUID; expected a DICOM dataset of the study to join", source)
+    return reference
+
+
+def _set_patient_and_study(template: Dataset, reference: Dataset | None, *, study_instance_uid: str | None,
+                           patient_id: str | None, patient_name: str | None) -> None:
+    """Patient and study tags: copied from ``reference``, else from the arguments (a new study if no UID)."""
+    if reference is None:
+        template.StudyInstanceUID = study_instance_uid or generate_uid()
+        template.PatientID = "ORTHOGEN" if patient_id is None else patient_id
+        template.PatientName = "OrthoGen^Phantom" if patient_name is None else patient_name
+        return
+    for argument, keyword, value in (("study_instance_uid", "StudyInstanceUID", study_instance_uid),
+                                     ("patient_id", "PatientID", patient_id),
+                                     ("patient_name", "PatientName", patient_name)):
+        if value is not None and str(value) != str(reference.get(keyword, "")):
+            raise InputError(f"{value!r} differs from the reference's {keyword} {str(reference.get(keyword))!r}; "
+                             "pass one or the other", argument)
+    for keyword in ("SpecificCharacterSet", *PATIENT_KEYWORDS, *STUDY_KEYWORDS):
+        if keyword in reference:
+            template.add(copy.deepcopy(reference.data_element(keyword)))
+    if "SOPInstanceUID" in reference and "SOPClassUID" in reference:
+        source = Dataset()
+        source.ReferencedSOPClassUID = reference.SOPClassUID
+        source.ReferencedSOPInstanceUID = reference.SOPInstanceUID
+        template.SourceImageSequence = [source]
+
+
+def _series_template(*, series_description: str, series_number: int, derivation_description: str) -> Dataset:
+    """Attributes shared by every slice of a new series (patient and study tags set empty: Type 2).
+
+    A plain ``Dataset`` with ``file_meta``, not a ``FileDataset``: pydicom 2.4's ``FileDataset.__deepcopy__``
+    drops the memo and recurses forever on a dataset holding a sequence (SourceImageSequence).
+    """
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     dataset.is_little_endian, dataset.is_implicit_VR = True, False
     now = datetime.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
 
     dataset.SOPClassUID = CTImageStorage
-    dataset.StudyInstanceUID = study_instance_uid
-    dataset.SeriesInstanceUID = series_instance_uid
-    dataset.FrameOfReferenceUID = frame_of_reference_uid
-    dataset.PatientName, dataset.PatientID = patient_name, patient_id
+    dataset.SeriesInstanceUID = generate_uid()
+    dataset.FrameOfReferenceUID = generate_uid()
+    dataset.PatientName, dataset.PatientID = "", ""
     dataset.PatientBirthDate, dataset.PatientSex = "", ""
     dataset.StudyDate = dataset.SeriesDate = dataset.ContentDate = date
     dataset.StudyTime = dataset.SeriesTime = dataset.ContentTime = time
@@ -276,6 +287,8 @@ def _series_template(*, study_instance_uid: str, series_instance_uid: str, frame
     dataset.SeriesNumber = series_number
     dataset.AcquisitionNumber = 1
     dataset.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+    dataset.DerivationDescription = derivation_description
+    dataset.BurnedInAnnotation = "NO"
     dataset.PositionReferenceIndicator = ""
     dataset.KVP = ""
     dataset.SamplesPerPixel = 1
