@@ -41,7 +41,7 @@ bench: bench-setup
 	$(BIN)/python scripts/bench_drr.py --reference-python $(BENCH_VENV)/bin/python
 
 # The shipped spine_x2ct_gan weights: 80 phantom spines (seeds 100-179) -> vertebra cases at 32^3 ->
-# the CPU training config (30 + 30 epochs at batch 2, ~75 min on 2 cores) -> bundles/spine_x2ct_gan/models/model.pt,
+# the default training config (32^3 network, 30 + 30 epochs at batch 2, ~75 min on 2 cores) -> bundles/spine_x2ct_gan/models/model.pt,
 # then the evaluation on the held-out phantom test split.
 X2CT_BUNDLE := bundles/spine_x2ct_gan
 spine-x2ct-model: setup
@@ -49,7 +49,7 @@ spine-x2ct-model: setup
 	$(BIN)/orthogen phantom spine --seed 100 --count 80 --out output/spine_x2ct_phantoms > /dev/null
 	$(BIN)/orthogen prepare x2ct output/spine_x2ct_phantoms --out $(X2CT_BUNDLE)/data/x2ct --size 32
 	cd $(X2CT_BUNDLE) && ../../$(BIN)/python -m monai.bundle run training \
-		--config_file "['configs/train.json','configs/train_cpu.json']" --bundle_root .
+		--config_file "['configs/inference.json','configs/train.json']" --bundle_root .
 	cd $(X2CT_BUNDLE) && ../../$(BIN)/python -m monai.bundle run evaluating \
 		--config_file "['configs/inference.json','configs/evaluate.json']" --bundle_root .
 

@@ -14,7 +14,8 @@ from orthogen.io import read_ct, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "spine_x2ct_gan" / "configs"
-SIZE = 32  # the CPU config's cube
+SIZE = 32  # the default (phantom-trained) network's cube
+TRAINING = ["inference.json", "train.json"]  # training is an overlay on the bundle's base config
 
 
 def _bundle(run_id: str, config_files: list[str], bundle_root: Path, *overrides: str) -> str:
@@ -32,8 +33,7 @@ def trained(tmp_path_factory, spine_phantom_root):
     """A phantom dataset and a CPU-config model trained on it for two epochs."""
     root = tmp_path_factory.mktemp("bundle")
     prepare_x2ct_dataset(spine_phantom_root, root / "data" / "x2ct", X2CTPreparation(size=SIZE))
-    log = _bundle("training", ["train.json", "train_cpu.json"], root, "--constant_lr_epochs", "1",
-                  "--decay_lr_epochs", "1")
+    log = _bundle("training", TRAINING, root, "--constant_lr_epochs", "1", "--decay_lr_epochs", "1")
     return root, log
 
 
@@ -51,15 +51,17 @@ def test_inference_from_radiograph_files_writes_ct_and_montage(trained):
     case = read_x2ct_case(root / "data" / "x2ct" / datalist["test"][0]["h5"])
     write_png(case.ap, root / "inputs" / "case_ap.png", bit_depth=16)
     write_png(case.lateral, root / "inputs" / "case_lateral.png", bit_depth=16)
+    detector_spacing = 1.5 * float(np.linalg.norm(case.affine[:3, 0]))  # the case's voxels, at the detector
     log = _bundle("inference", ["inference.json"], root, "--input_ap", str(root / "inputs" / "case_ap.png"),
-                  "--input_lateral", str(root / "inputs" / "case_lateral.png"))
+                  "--input_lateral", str(root / "inputs" / "case_lateral.png"), "--pixel_spacing",
+                  str(detector_spacing))
     ct_path = root / "eval" / "case_ap_ct.nii.gz"
     assert str(ct_path) in log and (root / "eval" / "case_ap_montage.png").is_file()
     ct = read_ct(ct_path)
     assert tuple(ct.shape) == (SIZE,) * 3
     assert -1024.0 <= float(ct.min()) and float(ct.max()) <= 1476.0
-    # spacing from the PNGs' fallback pixel spacing (1 mm) over the radiograph magnification (1.5)
-    np.testing.assert_allclose(ct.meta["spacing"], [1 / 1.5] * 3, rtol=1e-5)
+    # PNGs carry no spacing: the given detector spacing over the radiograph magnification (1.5)
+    np.testing.assert_allclose(ct.meta["spacing"], [detector_spacing / 1.5] * 3, rtol=1e-5)
 
 
 def test_inference_on_the_test_split_and_one_case_file(trained):
@@ -90,7 +92,7 @@ def test_evaluation_prints_model_and_baseline_and_writes_csv(trained):
 def test_multi_process_training_with_gloo_on_cpu(trained, tmp_path):
     root, _ = trained
     (tmp_path / "data").symlink_to(root / "data")
-    files = "[" + ",".join(f"'{CONFIGS / f}'" for f in ("train.json", "train_cpu.json", "multi_gpu_train.json")) + "]"
+    files = "[" + ",".join(f"'{CONFIGS / f}'" for f in (*TRAINING, "multi_gpu_train.json")) + "]"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
                "training", "--config_file", files, "--bundle_root", str(tmp_path), "--constant_lr_epochs", "1",
                "--decay_lr_epochs", "1"]
@@ -104,8 +106,57 @@ def test_multi_process_training_with_gloo_on_cpu(trained, tmp_path):
     assert [p.name for p in (tmp_path / "runs").glob("training_state_*.pt")] == ["training_state_checkpoint_epoch=2.pt"]
 
 
-def test_cpu_training_builds_the_network_that_inference_loads():
-    inference = json.loads((CONFIGS / "inference.json").read_text())
-    cpu = json.loads((CONFIGS / "train_cpu.json").read_text())
-    assert cpu["network_def"] == inference["network_def"]
-    assert cpu["image_size"] == inference["image_size"]
+def _dx_file(path: Path, image: np.ndarray, spacing_mm: float, study_uid: str, view: str) -> Path:
+    """A DX radiograph (uint16, MONOCHROME2, PixelSpacing) of ``image`` in [0, 1], in study ``study_uid``."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, generate_uid()
+    ds.PatientID, ds.PatientName, ds.AccessionNumber = "PHANTOM-7", "Phantom^Spine", "ACC123"
+    ds.StudyDate, ds.StudyTime, ds.Modality, ds.ViewPosition = "20261201", "101500", "DX", view
+    ds.Rows, ds.Columns = image.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelSpacing = [spacing_mm, spacing_mm]
+    ds.PixelData = np.round(image * 4095).astype("<u2").tobytes()
+    ds.save_as(path, write_like_original=False)
+    return path
+
+
+def test_inference_from_dicom_radiographs_writes_a_dicom_series_in_their_study(tmp_path, spine_phantom_root):
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    prepare_x2ct_dataset(spine_phantom_root, tmp_path / "x2ct", X2CTPreparation(size=SIZE))
+    item = json.loads((tmp_path / "x2ct" / "datalist.json").read_text())["test"][0]
+    case = read_x2ct_case(tmp_path / "x2ct" / item["h5"])
+    spacing = float(np.linalg.norm(case.affine[:3, 0]))
+    study = generate_uid()
+    ap = _dx_file(tmp_path / "ap.dcm", case.ap, spacing, study, "AP")
+    lateral = _dx_file(tmp_path / "lateral.dcm", case.lateral, spacing, study, "LL")
+    bundle = REPO / "bundles" / "spine_x2ct_gan"
+    _bundle("inference", ["inference.json"], bundle, "--input_ap", str(ap), "--input_lateral", str(lateral),
+            "--output_format", "dicom", "--output_dir", str(tmp_path / "out"))
+    slices = sorted((tmp_path / "out" / "ap_ct_dicom").glob("*.dcm"))
+    assert len(slices) == SIZE
+    datasets = [pydicom.dcmread(s) for s in slices]
+    assert {ds.StudyInstanceUID for ds in datasets} == {study}
+    assert {ds.PatientID for ds in datasets} == {"PHANTOM-7"} and {ds.AccessionNumber for ds in datasets} == {"ACC123"}
+    series = {ds.SeriesInstanceUID for ds in datasets}
+    assert len(series) == 1 and series.isdisjoint({pydicom.dcmread(ap).SeriesInstanceUID})
+    assert len({ds.SOPInstanceUID for ds in datasets}) == SIZE
+    assert datasets[0].SeriesDescription == "Spine X2CT-GAN synthetic CT (phantom-trained)"
+    # the series is the NIfTI's volume (within the int16 rounding), on the same grid
+    nifti, series_ct = read_ct(tmp_path / "out" / "ap_ct.nii.gz"), read_ct(tmp_path / "out" / "ap_ct_dicom")
+    from monai.transforms import Orientation
+
+    to_ras = Orientation(axcodes="RAS")
+    a, b = to_ras(nifti[None]), to_ras(series_ct[None])
+    np.testing.assert_allclose(a.affine.numpy(), b.affine.numpy(), atol=1e-3)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1.0)

@@ -73,7 +73,8 @@ def test_loader_reads_case_files_and_radiograph_pairs(prepared, tmp_path):
     case = read_x2ct_case(h5)
     write_png(case.ap, tmp_path / "ap.png")
     write_png(case.lateral, tmp_path / "lat.png")
-    pair = LoadBiplanarInputd(size=SIZE)({"ap": str(tmp_path / "ap.png"), "lateral": str(tmp_path / "lat.png")})
+    pair = LoadBiplanarInputd(size=SIZE, pixel_spacing_mm=1.0)({"ap": str(tmp_path / "ap.png"),
+                                                                "lateral": str(tmp_path / "lat.png")})
     assert pair["image"].shape == (2, SIZE, SIZE) and "label" not in pair
     assert np.abs(np.asarray(pair["image"][0]) - case.ap).mean() < 0.05
     affine = np.asarray(pair["image"].meta["affine"])
@@ -111,3 +112,49 @@ def test_bad_inputs_give_clear_errors(prepared, tmp_path):
         for k in range(2):
             write_case(case.ct_hu, (case.ct_hu > 300).astype(np.uint8), case.affine, src, f"c{k}")
         prepare_x2ct_dataset(src, tmp_path / "out", X2CTPreparation(size=SIZE))
+
+
+def _spacing_pair(tmp_path, case, spacing, **loader_args):
+    write_png(case.ap, tmp_path / "ap.png")
+    write_png(case.lateral, tmp_path / "lat.png")
+    loader = LoadBiplanarInputd(size=SIZE, pixel_spacing_mm=spacing, **loader_args)
+    return loader({"ap": str(tmp_path / "ap.png"), "lateral": str(tmp_path / "lat.png")})
+
+
+def test_radiographs_without_spacing_stop_and_the_argument_sets_it(prepared, tmp_path):
+    root, datalist = prepared
+    case = read_x2ct_case(root / "ds" / datalist["test"][0]["h5"])
+    with pytest.raises(InputError, match=r"ap.png: no pixel spacing .*--pixel_spacing"):
+        _spacing_pair(tmp_path, case, None)
+    # the argument is the detector spacing: the CT's voxels are it over the magnification
+    item = _spacing_pair(tmp_path, case, 0.6, magnification=1.5)
+    spacing = np.linalg.norm(np.asarray(item["image"].meta["affine"])[:3, :3], axis=0)
+    crop = LoadBiplanarInputd(size=SIZE).preprocess(np.asarray(case.ap)[None]).meta["scale"]
+    np.testing.assert_allclose(spacing, 0.6 / 1.5 / crop, rtol=1e-6)
+    for bad in (0.0, -1.0, [1.0], "wide"):
+        with pytest.raises(InputError, match="pixel_spacing"):
+            _spacing_pair(tmp_path, case, bad)
+
+
+def test_implausible_spacing_names_the_spacing_its_source_and_the_implied_size(prepared, tmp_path):
+    root, datalist = prepared
+    case = read_x2ct_case(root / "ds" / datalist["test"][0]["h5"])
+    ok = _spacing_pair(tmp_path, case, 3.0, plausible_extent_mm=(40.0, 80.0))
+    assert ok["image"].shape == (2, SIZE, SIZE)
+    with pytest.raises(InputError, match=r"ap.png: implausible pixel spacing for this model: 30 x 30 mm "
+                                         r"\(pixel_spacing argument\) makes the cropped ap view \d+ mm across, "
+                                         r"but the model was trained on 40-80 mm; set .*--pixel_spacing"):
+        _spacing_pair(tmp_path, case, 30.0, plausible_extent_mm=(40.0, 80.0))
+
+
+def test_isocenter_spacing_divides_only_detector_spacings_by_the_magnification():
+    from orthogen.data.biplanar_input import isocenter_spacing
+    from orthogen.io import Radiograph
+
+    image = np.zeros((4, 4), np.float32)
+    for source, expected in (("PixelSpacing", 0.3),
+                             ("ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor 1.2", 0.3),
+                             ("ImagerPixelSpacing (at the detector)", 0.2),
+                             ("pixel_spacing argument", 0.2), ("sidecar ap.json", 0.2)):
+        radiograph = Radiograph(image=image, pixel_spacing_mm=(0.3, 0.3), source="f", spacing_source=source)
+        assert isocenter_spacing(radiograph, 1.5) == pytest.approx((expected, expected)), source

@@ -1,8 +1,11 @@
 """OrthoGen: generative orthopedic imaging — X-rays to CT, segmentations to radiographs.
 
 Subpackages: ``io`` (CT and radiograph files), ``phantoms`` (procedural knee and spine CT),
-``drr`` (digitally reconstructed radiographs), ``transforms`` (MONAI transforms), ``networks``,
-``diffusion``, ``metrics`` and ``data`` (dataset preparation).
+``drr`` (digitally reconstructed radiographs), ``transforms`` (MONAI transforms), ``networks``
+(X2CT-GAN), ``losses``, ``engines`` (the X2CT-GAN trainer, LR schedules), ``metrics`` (the X2CT table),
+``data`` (dataset layouts, preparation and bundle inputs), ``evaluation`` (baselines, text tables),
+``handlers`` (ignite handlers); modules ``montage`` (pictures), ``demo``, ``cli`` and ``errors``.
+The package map and the bundle conventions are in docs/DESIGN.md.
 """
 from orthogen.errors import InputError, OrthoGenError
 

@@ -17,7 +17,7 @@ from orthogen.data.x2ct_hdf5 import read_x2ct_case, write_x2ct_case
 from orthogen.data.x2ct_prepare import X2CTPreparation, cases_of
 from orthogen.drr import fit_detector, project_labels, render_drr
 from orthogen.drr.files import save_views
-from orthogen.evaluation.x2ct_report import format_metric_table
+from orthogen.evaluation.metric_table_text import format_metric_table
 from orthogen.io import read_ct
 from orthogen.metrics.x2ct import x2ct_metric_table
 from orthogen.montage import MontageRow, write_montage
@@ -51,6 +51,7 @@ def _x2ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], list[
     """Run the bundle's inference config on one vertebra of a fresh phantom spine; rows: truth, prediction."""
     parser = ConfigParser()
     parser.read_config(bundle_dir / "configs" / "inference.json")
+    parser.read_meta(bundle_dir / "configs" / "metadata.json")
     size = int(parser.get_parsed_content("image_size"))
     hu_window = (float(parser["hu_min"]), float(parser["hu_max"]))
     spine = SpinePhantom.from_seed(X2CT_DEMO_SEED).render(shape=DEMO_SHAPE)

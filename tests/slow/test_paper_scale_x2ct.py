@@ -1,4 +1,4 @@
-"""The paper-size X2CT-GAN (128^3, as train.json builds it) runs forward and backward: slow on CPU."""
+"""The paper-size X2CT-GAN (128^3, as paper_scale.json builds it) runs forward and backward: slow on CPU."""
 from pathlib import Path
 
 import pytest
@@ -8,12 +8,12 @@ from monai.bundle import ConfigParser
 from orthogen.networks.x2ct_gan import count_parameters
 
 pytestmark = pytest.mark.slow
-TRAIN_JSON = Path(__file__).resolve().parents[2] / "bundles" / "spine_x2ct_gan" / "configs" / "train.json"
+CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "spine_x2ct_gan" / "configs"
 
 
-def test_train_json_builds_the_paper_network_and_it_trains_one_step():
+def test_paper_scale_builds_the_paper_network_and_it_trains_one_step():
     parser = ConfigParser()
-    parser.read_config(TRAIN_JSON)
+    parser.read_config([str(CONFIGS / f) for f in ("inference.json", "train.json", "paper_scale.json")])
     generator = parser.get_parsed_content("network_def")
     discriminator = parser.get_parsed_content("discriminator_def")
     assert count_parameters(generator) == 61_715_633  # the reference's fused-output generator

@@ -5,7 +5,8 @@ whatever it came from.
 """
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+import math
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from monai.transforms import MapTransform
 
 from orthogen.data.x2ct_hdf5 import check_view_pair, read_x2ct_case
 from orthogen.errors import InputError
-from orthogen.io import read_radiograph
+from orthogen.io import Radiograph, read_radiograph
 from orthogen.transforms import XrayPreprocess
 
 
@@ -26,6 +27,17 @@ def view_aligned_affine(spacing_dhw: tuple[float, float, float], size: int) -> n
     affine[:3, :3] = directions * np.asarray(spacing_dhw, dtype=np.float64)
     affine[:3, 3] = -affine[:3, :3] @ np.full(3, (size - 1) / 2)
     return affine
+
+
+def isocenter_spacing(radiograph: Radiograph, magnification: float) -> tuple[float, float]:
+    """(row, col) mm per pixel at the isocentre: detector spacing / ``magnification``, or as is when the
+    file's spacing is already in the patient plane (PixelSpacing, or ImagerPixelSpacing corrected by
+    EstimatedRadiographicMagnificationFactor)."""
+    spacing = radiograph.pixel_spacing_mm
+    source = radiograph.spacing_source
+    if source == "PixelSpacing" or source.startswith("ImagerPixelSpacing / "):
+        return spacing
+    return spacing[0] / magnification, spacing[1] / magnification
 
 
 class LoadBiplanarInputd(MapTransform):
@@ -39,8 +51,8 @@ class LoadBiplanarInputd(MapTransform):
 
     ``image`` is a MetaTensor whose ``meta["affine"]`` is the affine the generated CT should carry:
     the case's own, or for radiographs a view-aligned cube whose voxel size is the preprocessed pixel
-    spacing divided by ``magnification`` (D from the AP rows, W from the AP columns, H from the lateral
-    columns).
+    spacing at the isocentre (see :func:`isocenter_spacing`; D from the AP rows, W from the AP columns,
+    H from the lateral columns). Its ``meta["filename_or_obj"]`` is the case file or the AP radiograph.
 
     Args:
         size: S, the network's input size; radiographs are resized to it, case files must match it.
@@ -48,15 +60,28 @@ class LoadBiplanarInputd(MapTransform):
             DRRs of :func:`orthogen.data.x2ct_prepare.prepare_x2ct_dataset`'s defaults).
         require_label: raise if an ``h5`` item has no CT (training and evaluation need it).
         xray_threshold: threshold of the radiograph preprocessing (as the training data was made).
+        pixel_spacing_mm: (row, col) or one number, mm per pixel at the detector (as ImagerPixelSpacing)
+            of both radiographs; overrides the files' own. None: the files must carry a spacing.
+        plausible_extent_mm: (low, high) edge in mm of the CT cube the model was trained on (the bundle's
+            metadata records it); a radiograph pair implying a cube more than ``extent_tolerance`` times
+            outside that range is refused with one line saying the spacing, where it came from, the
+            implied size and how to set it. None: no check.
+        extent_tolerance: factor beyond the trained range that is still accepted.
     """
 
     def __init__(self, size: int = 128, magnification: float = 1.5, require_label: bool = False,
-                 xray_threshold: float | str = 0.02):
+                 xray_threshold: float | str = 0.02, pixel_spacing_mm: float | Sequence[float] | None = None,
+                 plausible_extent_mm: Sequence[float] | None = None, extent_tolerance: float = 2.0):
         super().__init__(keys=["h5", "ap", "lateral"], allow_missing_keys=True)
+        if not (isinstance(magnification, (int, float)) and math.isfinite(magnification) and magnification > 0):
+            raise InputError(f"expected a positive number, got {magnification!r}", "radiograph_magnification")
         self.size = size
-        self.magnification = magnification
+        self.magnification = float(magnification)
         self.require_label = require_label
         self.preprocess = XrayPreprocess(size=size, threshold=xray_threshold)
+        self.pixel_spacing_mm = _spacing_argument(pixel_spacing_mm)
+        self.plausible_extent_mm = None if plausible_extent_mm is None else tuple(float(v) for v in plausible_extent_mm)
+        self.extent_tolerance = float(extent_tolerance)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         d = dict(data)
@@ -85,15 +110,48 @@ class LoadBiplanarInputd(MapTransform):
                              "one is missing", "input")
         views, spacings = [], []
         for view in ("ap", "lateral"):
-            radiograph = read_radiograph(d[view])
-            image = MetaTensor(torch.from_numpy(radiograph.image[None]),
-                               meta={"pixel_spacing_mm": radiograph.pixel_spacing_mm})
+            radiograph = read_radiograph(d[view], pixel_spacing_mm=self.pixel_spacing_mm)
+            if radiograph.pixel_spacing_mm is None:
+                raise InputError("no pixel spacing (no PixelSpacing or ImagerPixelSpacing tag, or a PNG/JPEG); "
+                                 "set the detector pixel spacing in mm with --pixel_spacing, e.g. "
+                                 "--pixel_spacing 0.15", d[view])
+            spacing = isocenter_spacing(radiograph, self.magnification)
+            image = MetaTensor(torch.from_numpy(radiograph.image[None]), meta={"pixel_spacing_mm": spacing})
             out = self.preprocess.preprocess(image, str(d[view]))
+            self._check_extent(out, radiograph, view, d[view])
             views.append(out[0].numpy())
             spacings.append(out.meta["pixel_spacing_mm"])
         check_view_pair(views[0], views[1], f"{d['ap']} + {d['lateral']}")
         (ap_rows, ap_cols), (_, lateral_cols) = spacings
-        spacing_dhw = tuple(s / self.magnification for s in (ap_rows, lateral_cols, ap_cols))
+        spacing_dhw = (ap_rows, lateral_cols, ap_cols)
         meta = {"affine": torch.as_tensor(view_aligned_affine(spacing_dhw, self.size)),
                 "filename_or_obj": str(d["ap"])}
         d["image"] = MetaTensor(torch.from_numpy(np.stack(views)), meta=meta)
+
+    def _check_extent(self, preprocessed: MetaTensor, radiograph: Radiograph, view: str, file) -> None:
+        """Refuse a radiograph whose spacing implies a CT cube far outside the trained sizes."""
+        if self.plausible_extent_mm is None:
+            return
+        edge_mm = self.size * max(preprocessed.meta["pixel_spacing_mm"])
+        low, high = self.plausible_extent_mm
+        if low / self.extent_tolerance <= edge_mm <= high * self.extent_tolerance:
+            return
+        row, col = radiograph.pixel_spacing_mm
+        raise InputError(
+            f"implausible pixel spacing for this model: {row:g} x {col:g} mm ({radiograph.spacing_source}) makes "
+            f"the cropped {view} view {edge_mm:.0f} mm across, but the model was trained on {low:.0f}-{high:.0f} mm; "
+            "set the detector pixel spacing in mm with --pixel_spacing", file)
+
+
+def _spacing_argument(value) -> tuple[float, float] | None:
+    """None, one number or (row, col) -> None or a (row, col) pair of positive mm."""
+    if value is None:
+        return None
+    values = [value] * 2 if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    try:
+        row, col = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise InputError(f"expected one number or two (row, col) in mm, got {value!r}", "pixel_spacing") from None
+    if not (math.isfinite(row) and math.isfinite(col) and row > 0 and col > 0):
+        raise InputError(f"expected positive pixel spacings in mm, got {value!r}", "pixel_spacing")
+    return row, col

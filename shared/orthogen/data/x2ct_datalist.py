@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from orthogen.errors import InputError
@@ -26,10 +27,21 @@ def x2ct_datalist(dataset_dir: str | Path, split: str) -> list[dict[str, str]]:
     return [{"h5": str(dataset_dir / item["h5"])} for item in items]
 
 
-def inference_datalist(ap: str = "", lateral: str = "", h5: str = "", dataset_dir: str | Path = "") -> list[dict]:
-    """What to run inference on: a radiograph pair, a case file, or else the prepared test split."""
+def inference_datalist(ap: str = "", lateral: str = "", h5: str = "", dataset_dir: str | Path = "",
+                       check: Callable[[dict], object] | None = None) -> list[dict]:
+    """What to run inference on: a radiograph pair, a case file, or else the prepared test split.
+
+    ``check`` (the bundle passes its input loader, :class:`orthogen.data.biplanar_input.LoadBiplanarInputd`)
+    is run on a pair or case file given on the command line when the datalist is made, so a missing,
+    unreadable or implausible input stops with one line before any network is built or run.
+    """
     if ap or lateral:
-        return [{"ap": ap, "lateral": lateral}]
-    if h5:
-        return [{"h5": h5}]
-    return x2ct_datalist(dataset_dir, "test")
+        items = [{"ap": str(ap), "lateral": str(lateral)}]
+    elif h5:
+        items = [{"h5": str(h5)}]
+    else:
+        return x2ct_datalist(dataset_dir, "test")
+    for item in items:
+        if check is not None:
+            check(item)
+    return items

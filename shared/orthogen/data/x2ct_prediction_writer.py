@@ -1,14 +1,21 @@
-"""Writing a generated CT: NIfTI (HU, with spacing and affine) and a PNG montage beside it."""
+"""Writing a generated CT: NIfTI (HU, with spacing and affine), optionally a DICOM CT series, and a PNG montage."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from monai.transforms import MapTransform
 
-from orthogen.io import write_nifti
+from orthogen.errors import InputError
+from orthogen.io import write_dicom_ct_series, write_nifti
+from orthogen.io.dicom_ct_series import is_dicom_file_name
 from orthogen.montage import MontageRow, write_montage
+
+OUTPUT_FORMATS = ("nifti", "dicom")
+logger = logging.getLogger(__name__)
 
 
 def case_name(item: Mapping) -> str:
@@ -22,14 +29,22 @@ class SaveX2CTPredictiond(MapTransform):
 
     The NIfTI carries the affine of ``image.meta["affine"]`` (set by
     :class:`orthogen.data.biplanar_input.LoadBiplanarInputd`), so the CT has its spacing and orientation.
+    With ``output_format="dicom"`` a DICOM CT series is written beside it in ``<case>_ct_dicom/``; when the
+    inputs were DICOM radiographs, the series joins their study (study and patient tags copied, new
+    series and instance UIDs, ``series_description``), so a PACS files it beside the radiographs.
     The montage shows the two input radiographs beside the CT's three mid-slices; ``data_label`` names
-    the data (phantom or real) in its title.
+    the data (phantom or real) in its title. The paths written are logged at INFO level.
     """
 
-    def __init__(self, output_dir: str | Path, data_label: str = "input radiographs"):
+    def __init__(self, output_dir: str | Path, data_label: str = "input radiographs", output_format: str = "nifti",
+                 series_description: str = "OrthoGen synthetic CT"):
         super().__init__(keys=["pred"])
+        if output_format not in OUTPUT_FORMATS:
+            raise InputError(f"expected one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}", "output_format")
         self.output_dir = Path(output_dir)
         self.data_label = data_label
+        self.output_format = output_format
+        self.series_description = series_description
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
@@ -37,9 +52,23 @@ class SaveX2CTPredictiond(MapTransform):
         affine = np.asarray(d["image"].meta["affine"], dtype=np.float64)
         volume = d["pred"][0].detach().cpu().numpy().astype(np.float32)
         image = d["image"].detach().cpu().numpy()
-        nifti = write_nifti(volume, affine, self.output_dir / f"{name}_ct.nii.gz")
+        written = [write_nifti(volume, affine, self.output_dir / f"{name}_ct.nii.gz")]
+        if self.output_format == "dicom":
+            folder = self.output_dir / f"{name}_ct_dicom"
+            write_dicom_ct_series(volume, affine, folder, reference=self._reference_dataset(d),
+                                  series_description=self.series_description)
+            written.append(folder)
         row = MontageRow(f"{name}", volume, affine, [("input AP", image[0]), ("input lateral", image[1])])
-        montage = write_montage([row], self.output_dir / f"{name}_montage.png",
-                                f"X2CT-GAN CT from bi-planar radiographs ({self.data_label})")
-        print(f"{nifti}\n{montage}", flush=True)
+        written.append(write_montage([row], self.output_dir / f"{name}_montage.png",
+                                     f"X2CT-GAN CT from bi-planar radiographs ({self.data_label})"))
+        for path in written:
+            logger.info(f"wrote {path}")
         return d
+
+    @staticmethod
+    def _reference_dataset(d: Mapping):
+        """The AP radiograph's DICOM header when the inputs were DICOM files, else None (a new study)."""
+        ap = Path(str(d["image"].meta.get("filename_or_obj", "")))
+        if not ap.is_file() or not is_dicom_file_name(ap):
+            return None
+        return pydicom.dcmread(ap, stop_before_pixels=True)

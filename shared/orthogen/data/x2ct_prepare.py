@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import EnsureChannelFirstd, Orientationd
+from tqdm import tqdm
 
 from orthogen.data.case_layout import CasePaths, find_cases
 from orthogen.data.x2ct_hdf5 import VIEW_ALIGNED_AXCODES, X2CTCase, write_x2ct_case
@@ -133,7 +134,8 @@ def prepare_x2ct_dataset(source_dir: str | Path, out_dir: str | Path, prep: X2CT
 
     The datalist (``datalist.json``) is MONAI's: ``{"training": [{"h5": path}, ...], "validation": [...],
     "test": [...]}`` with paths relative to ``out_dir``; ``train.txt`` (training + validation, the 80 of
-    80/20) and ``test.txt`` list the same files.
+    80/20) and ``test.txt`` list the same files. A progress bar (one step per source CT) shows on a
+    terminal only.
     """
     out_dir = Path(out_dir)
     sources = find_cases(source_dir)
@@ -146,7 +148,7 @@ def prepare_x2ct_dataset(source_dir: str | Path, out_dir: str | Path, prep: X2CT
     split_of = {name: "test" for name in order[:n_test]}
     split_of.update({name: "validation" for name in order[n_test : n_test + n_validation]})
     split: dict[str, list[str]] = {"training": [], "validation": [], "test": []}
-    for paths in sources:
+    for paths in tqdm(sources, desc="X2CT cases", unit="CT", disable=None):
         for name, case in cases_of(paths, prep):
             write_x2ct_case(out_dir / f"{name}.h5", case)
             split[split_of.get(paths.name, "training")].append(f"{name}.h5")

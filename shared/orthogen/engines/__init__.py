@@ -1,4 +1,5 @@
-"""Training engines (MONAI/ignite) that MONAI's own engines do not cover."""
+"""Training engines (MONAI/ignite) and schedules that MONAI's own do not cover."""
+from orthogen.engines.linear_decay_lr import LinearDecayLR, linear_decay_factor
 from orthogen.engines.x2ct_gan_trainer import X2CTGanTrainer
 
-__all__ = ["X2CTGanTrainer"]
+__all__ = ["LinearDecayLR", "X2CTGanTrainer", "linear_decay_factor"]
