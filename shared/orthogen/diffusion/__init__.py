@@ -1,0 +1,45 @@
+"""Score-based diffusion on the VE-SDE: the SDE, predictor-corrector and probability-flow samplers,
+SDEdit, and the denoising score matching loss.
+
+Every sampler takes a score function ``score_fn(x, sigma) -> score`` (x (B, C, *spatial), sigma (B,)
+noise std in data units); a network never knows its sampler, and a conditional network is wrapped
+by :class:`ConditionedScore`. References: Song et al. 2021 (score SDEs; yang-song/score_sde_pytorch),
+Karras et al. 2022 (Heun probability-flow sampler), Meng et al. 2022 (SDEdit).
+"""
+from orthogen.diffusion.conditioned_score import ConditionedScore, conditioned
+from orthogen.diffusion.correctors import CORRECTORS, Corrector, LangevinCorrector, NoneCorrector, corrector_by_name
+from orthogen.diffusion.pc_sampler import PredictorCorrectorSampler
+from orthogen.diffusion.predictors import (
+    PREDICTORS,
+    NonePredictor,
+    Predictor,
+    ReverseDiffusionPredictor,
+    predictor_by_name,
+)
+from orthogen.diffusion.probability_flow import ProbabilityFlowHeunSampler
+from orthogen.diffusion.score_evaluation_counter import ScoreEvaluationCounter
+from orthogen.diffusion.score_matching_loss import DenoisingScoreMatchingLoss, gaussian_data_loss_minimum
+from orthogen.diffusion.sdedit import SDEdit
+from orthogen.diffusion.ve_sde import VESDE
+
+__all__ = [
+    "CORRECTORS",
+    "PREDICTORS",
+    "ConditionedScore",
+    "Corrector",
+    "DenoisingScoreMatchingLoss",
+    "LangevinCorrector",
+    "NoneCorrector",
+    "NonePredictor",
+    "Predictor",
+    "PredictorCorrectorSampler",
+    "ProbabilityFlowHeunSampler",
+    "ReverseDiffusionPredictor",
+    "SDEdit",
+    "ScoreEvaluationCounter",
+    "VESDE",
+    "conditioned",
+    "corrector_by_name",
+    "gaussian_data_loss_minimum",
+    "predictor_by_name",
+]
