@@ -13,7 +13,12 @@ from orthogen.data.knee_radiograph_prepare import (
 )
 from orthogen.errors import InputError
 from orthogen.phantoms import KneePhantom
-from orthogen.transforms.radiograph_segmentation import leg_contour, leg_contour_and_bone, segmentation_levels
+from orthogen.transforms.radiograph_segmentation import (
+    SegmentationLevels,
+    leg_contour,
+    leg_contour_and_bone,
+    segmentation_levels,
+)
 
 PREP = KneeRadiographPreparation(size=32, views=6)
 
@@ -90,6 +95,10 @@ def test_segmentations_from_arrays():
     np.testing.assert_array_equal(leg_contour_and_bone(drr, bone), [[0, 0, 0.5], [0.5, 1.0, 0.5]])
     with pytest.raises(InputError, match=r"seg.png: 1 pixels are not 0, 0.5 or 1 \(e.g. \[0.3\]\)"):
         segmentation_levels(np.array([0.0, 0.3, 1.0]), "seg.png")
+    eight_bit = np.array([[[0, 128, 255]]]) / 255.0  # how an 8-bit PNG stores 0, 0.5, 1
+    np.testing.assert_array_equal(SegmentationLevels()(eight_bit), [[[0.0, 0.5, 1.0]]])
+    with pytest.raises(InputError, match="expected a 64x64 segmentation .*, got 1x3"):
+        SegmentationLevels(spatial_size=(64, 64))(eight_bit, "seg.png")
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -5,6 +5,8 @@
   (:class:`ResampleToSpacing`) or to an exact shape (:class:`ResampleToShape`), affines kept right.
 - ``radiograph``: X2CT-style radiograph preprocessing (:class:`XrayPreprocess`).
 - ``segmentation_condition``: bone contour / bone mask condition channels (:class:`SegmentationCondition`).
+- ``radiograph_segmentation``: the knee radiograph segmentations (leg contour 0.5, bone 1.0) and their
+  check (:class:`SegmentationLevels`).
 """
 from orthogen.transforms.intensity import (
     HU_WINDOW_MAX,
@@ -15,6 +17,7 @@ from orthogen.transforms.intensity import (
     DenormalizeHUd,
 )
 from orthogen.transforms.radiograph import XrayPreprocess, XrayPreprocessd
+from orthogen.transforms.radiograph_segmentation import SEGMENTATION_KINDS, SegmentationLevels, SegmentationLevelsd
 from orthogen.transforms.segmentation_condition import CONDITION_MODES, SegmentationCondition, SegmentationConditiond
 from orthogen.transforms.spatial import (
     CropToMask,
@@ -39,6 +42,9 @@ __all__ = [
     "ResampleToShaped",
     "ResampleToSpacing",
     "ResampleToSpacingd",
+    "SEGMENTATION_KINDS",
+    "SegmentationLevels",
+    "SegmentationLevelsd",
     "SegmentationCondition",
     "SegmentationConditiond",
     "XrayPreprocess",

@@ -6,9 +6,15 @@ where a ray crosses bone, so bone is 1.0. Both take values in exactly {0, 0.5, 1
 """
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
+
 import numpy as np
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
 
 from orthogen.errors import InputError
+from orthogen.transforms.input_checks import require_channel_first
 
 SEGMENTATION_KINDS = ("contour", "contour+bone")
 SEGMENTATION_LEVELS = (0.0, 0.5, 1.0)
@@ -45,3 +51,47 @@ def segmentation_levels(segmentation: np.ndarray, source: str) -> np.ndarray:
         raise InputError(f"{int(off.sum())} pixels are not 0, 0.5 or 1 (e.g. {found}); expected a segmentation "
                          "with background 0, leg 0.5 and bone 1", source)
     return nearest.astype(np.float32)
+
+
+class SegmentationLevels(Transform):
+    """Check a (1, H, W) segmentation and snap it to exactly {0, 0.5, 1} (see :func:`segmentation_levels`).
+
+    Args:
+        spatial_size: (H, W) the model needs; a segmentation of another size is refused, naming both
+            sizes. None: any size.
+
+    Input: numpy array, tensor or MetaTensor (1, H, W) in [0, 1]; output: the same type, float32,
+    metadata kept. Errors name ``meta["filename_or_obj"]`` when the input carries it.
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __init__(self, spatial_size: Sequence[int] | None = None):
+        self.spatial_size = None if spatial_size is None else tuple(int(s) for s in spatial_size)
+
+    def __call__(self, img: NdarrayOrTensor, source: str | None = None) -> NdarrayOrTensor:
+        if source is None:
+            source = str(getattr(img, "meta", {}).get("filename_or_obj", "segmentation"))
+        require_channel_first(img, (2,), source, channels=(1,))
+        if self.spatial_size is not None and tuple(img.shape[1:]) != self.spatial_size:
+            raise InputError(f"expected a {self.spatial_size[0]}x{self.spatial_size[1]} segmentation (the model's "
+                             f"size), got {img.shape[1]}x{img.shape[2]}", source)
+        snapped = segmentation_levels(convert_data_type(img, np.ndarray)[0], source)
+        return convert_to_dst_type(snapped, img, dtype=np.float32)[0]
+
+
+class SegmentationLevelsd(MapTransform):
+    """Dictionary form of :class:`SegmentationLevels`."""
+
+    backend = SegmentationLevels.backend
+
+    def __init__(self, keys: KeysCollection, spatial_size: Sequence[int] | None = None,
+                 allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.levels = SegmentationLevels(spatial_size)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.levels(d[key], str(getattr(d[key], "meta", {}).get("filename_or_obj", key)))
+        return d
