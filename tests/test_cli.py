@@ -5,6 +5,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
 from PIL import Image
 
 from orthogen.io import read_ct, read_radiograph
@@ -49,6 +52,100 @@ def test_bad_input_gives_one_clear_line(tmp_path):
     assert "Traceback" not in done.stderr
     done = _orthogen("phantom", "spine", "--spacing", "1,-1,1", "--out", str(tmp_path / "p"))
     assert done.returncode != 0 and "spacing" in done.stderr and "Traceback" not in done.stderr
+
+
+# Run main() in a fresh interpreter, then report which heavy modules the refused call had imported.
+_HEAVY_MODULES_AFTER_MAIN = """
+import sys
+from orthogen.cli import main
+try:
+    main(sys.argv[1:])
+    code = 0
+except SystemExit as exit:
+    code = exit.code
+print("exit:", code)
+print("heavy:", ",".join(m for m in ("torch", "monai", "scipy", "orthogen.io", "orthogen.drr.render") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ["drr", "{missing}"],
+    ["drr", "{some_file}", "--size", "0"],
+    ["drr", "{some_file}", "--views", "foo"],
+    ["drr", "{some_file}", "--sizee", "64"],
+    ["drr", "--help"],
+    ["phantom", "spine", "--count", "0"],
+], ids=["missing-path", "size-zero", "unknown-view", "misspelt-flag", "help", "count-zero"])
+def test_refused_arguments_are_answered_before_torch_is_imported(tmp_path, args):
+    some_file = tmp_path / "ct.nii.gz"
+    some_file.write_bytes(b"\0" * 352)  # exists and is not empty: the flags are what gets refused
+    argv = [a.format(missing=tmp_path / "missing.nii.gz", some_file=some_file) for a in args]
+    if "--help" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    done = subprocess.run([sys.executable, "-c", _HEAVY_MODULES_AFTER_MAIN, *argv],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "heavy: \n" in done.stdout + "\n", done.stdout  # none of torch, MONAI, scipy, orthogen.io was loaded
+    if args[-1] == "--help":
+        assert "exit: 0" in done.stdout and "ENERGY_KEV" in done.stdout + done.stderr
+    else:
+        assert "exit: orthogen: error: " in done.stdout, done.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_misspelt_flag_is_refused_before_any_work(tmp_path):
+    """fire would run the command with the flags it knows and complain about the rest afterwards."""
+    done = _orthogen("phantom", "knee", "--shape", "8", "--spacing", "16", "--sead", "3", "--out", str(tmp_path / "p"))
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "orthogen: error: --sead: unknown flag for 'orthogen phantom knee'; expected one of --seed, --shape, "
+        "--spacing, --out, --count"]
+    assert not (tmp_path / "p").exists()
+
+
+def test_energy_flag_reaches_the_attenuation():
+    """--energy-kev used to be dropped on the way to hu_to_attenuation (every DRR was rendered at 60 keV)."""
+    from orthogen.drr import fit_detector, render_drr
+
+    volume = np.full((8, 8, 8), 500.0, np.float32)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    geometry = fit_detector(volume.shape, affine, 8)
+    low, high = (render_drr(volume, affine, geometry, "ap", energy_kev=e).line_integral for e in (30.0, 150.0))
+    assert float(low.max()) > 2.0 * float(high.max())  # water: 0.376 vs 0.151 cm^2/g
+
+
+def _volume(array, spacing: float = 2.0):
+    return MetaTensor(torch.as_tensor(np.asarray(array, np.float32)), affine=torch.diag(torch.tensor(
+        [spacing, spacing, spacing, 1.0], dtype=torch.float64)))
+
+
+_CT = np.where(np.arange(16**3).reshape(16, 16, 16) % 7 == 0, 700.0, -1000.0)
+_BONE = (_CT > 0).astype(np.float32)
+
+
+@pytest.mark.parametrize("labels, expected", [
+    (_volume(_BONE[:, :, :8]), r"expected a label map on the CT's grid, shape \(16, 16, 16\), got \(16, 16, 8\)"),
+    (_volume(_BONE, spacing=1.0), r"same voxel -> world affine"),
+    (_volume(_CT), r"expected whole-number labels, 0 or more; found -1000"),
+    (_volume(_BONE * 0.5), r"expected whole-number labels; found fractional"),
+    (_volume(np.zeros_like(_BONE)), r"no non-zero label"),
+    (_volume(np.arange(16**3).reshape(16, 16, 16) % 300), r"expected at most 255 labels, got 299"),
+], ids=["other-grid", "other-affine", "a-ct", "fractional", "all-zero", "too-many"])
+def test_drr_label_map_is_checked_against_the_ct(labels, expected):
+    """The checks behind --labels (run in-process; the bad-input table runs them through the CLI as slow rows)."""
+    from orthogen.cli import _label_map
+    from orthogen.errors import InputError
+
+    with pytest.raises(InputError, match=expected) as raised:
+        _label_map(labels, _volume(_CT), Path("seg.nii.gz"))
+    assert raised.value.source == "seg.nii.gz"
+
+
+def test_drr_label_map_passes_a_good_one():
+    from orthogen.cli import _label_map
+
+    labels = _label_map(_volume(_BONE * 3), _volume(_CT), Path("seg.nii.gz"))
+    assert labels.dtype == torch.int64 and int(labels.max()) == 3
 
 
 def test_demo_writes_the_montage_and_the_x2ct_result(tmp_path):

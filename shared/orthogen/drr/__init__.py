@@ -1,19 +1,37 @@
-"""DRR engine: cone- and parallel-beam projection of CT (HU) and label volumes, differentiable, CPU/CUDA."""
-from orthogen.drr.attenuation import hu_to_attenuation, water_attenuation_per_mm
-from orthogen.drr.geometry import VIEW_ANGLES_DEG, ProjectionGeometry, fit_detector, orbit_angles, parse_views
-from orthogen.drr.projector import line_integrals
-from orthogen.drr.render import DRR, project_labels, render_drr
+"""DRR engine: cone- and parallel-beam projection of CT (HU) and label volumes, differentiable, CPU/CUDA.
 
-__all__ = [
-    "DRR",
-    "VIEW_ANGLES_DEG",
-    "ProjectionGeometry",
-    "fit_detector",
-    "hu_to_attenuation",
-    "line_integrals",
-    "orbit_angles",
-    "parse_views",
-    "project_labels",
-    "render_drr",
-    "water_attenuation_per_mm",
-]
+The names below are loaded on first use (PEP 562), so ``orthogen.drr.arguments`` — the pure-Python
+checks of detector size, distances, framing, energy and views — can be imported without torch; the
+``orthogen`` command checks its flags with it before it loads the projector.
+"""
+from __future__ import annotations
+
+import importlib
+
+_SOURCES = {
+    "DRR": "orthogen.drr.render",
+    "VIEW_ANGLES_DEG": "orthogen.drr.arguments",
+    "ProjectionGeometry": "orthogen.drr.geometry",
+    "fit_detector": "orthogen.drr.geometry",
+    "hu_to_attenuation": "orthogen.drr.attenuation",
+    "line_integrals": "orthogen.drr.projector",
+    "orbit_angles": "orthogen.drr.arguments",
+    "parse_views": "orthogen.drr.arguments",
+    "project_labels": "orthogen.drr.render",
+    "render_drr": "orthogen.drr.render",
+    "water_attenuation_per_mm": "orthogen.drr.attenuation",
+}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(_SOURCES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))

@@ -10,17 +10,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from orthogen.errors import InputError
+from orthogen.drr.arguments import ENERGY_RANGE_KEV
+from orthogen.drr.arguments import energy_kev as checked_energy_kev
 
 #: NIST XCOM water mass attenuation (cm^2/g) at photon energies (keV); with density 1 g/cm^3, in 1/cm.
 _WATER_KEV = np.array([30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 150.0])
 _WATER_CM2_PER_G = np.array([0.3756, 0.2683, 0.2269, 0.2059, 0.1837, 0.1707, 0.1505])
+assert (_WATER_KEV[0], _WATER_KEV[-1]) == ENERGY_RANGE_KEV  # the range the argument check accepts
 
 
 def water_attenuation_per_mm(energy_kev: float) -> float:
     """Linear attenuation of water (1/mm) at ``energy_kev`` (30-150 keV)."""
-    if not _WATER_KEV[0] <= energy_kev <= _WATER_KEV[-1]:
-        raise InputError(f"expected an effective energy in 30-150 keV, got {energy_kev}", "energy_kev")
+    energy_kev = checked_energy_kev(energy_kev)
     per_cm = np.exp(np.interp(np.log(energy_kev), np.log(_WATER_KEV), np.log(_WATER_CM2_PER_G)))
     return float(per_cm) / 10.0
 

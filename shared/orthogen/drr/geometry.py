@@ -21,54 +21,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from orthogen.drr import arguments
+from orthogen.drr.arguments import VIEW_ANGLES_DEG, orbit_angles, parse_views
 from orthogen.errors import InputError
 
-VIEW_ANGLES_DEG: dict[str, float] = {"ap": 0.0, "lateral": 90.0}
-
-
-def parse_views(views: str | float | Sequence[str | float]) -> list[float]:
-    """Gantry angles in degrees from view names and/or numbers.
-
-    ``"ap,lateral"``, ``["AP", 30.0]``, ``"orbit:60"`` (60 views evenly over 360 deg) are all accepted.
-    """
-    if isinstance(views, (int, float)):
-        return [float(views)]
-    items = views.split(",") if isinstance(views, str) else list(views)
-    angles: list[float] = []
-    for item in items:
-        if isinstance(item, (int, float)):
-            angles.append(float(item))
-            continue
-        name = item.strip().lower()
-        if name in VIEW_ANGLES_DEG:
-            angles.append(VIEW_ANGLES_DEG[name])
-        elif name.startswith("orbit:"):
-            angles.extend(orbit_angles(_positive_int(name.split(":", 1)[1], "views")))
-        else:
-            try:
-                angles.append(float(name))
-            except ValueError:
-                raise InputError(
-                    f"unknown view {item!r}; expected 'ap', 'lateral', 'orbit:N' or an angle in degrees", "views"
-                ) from None
-    if not angles:
-        raise InputError("no view given; expected e.g. 'ap,lateral'", "views")
-    return angles
-
-
-def orbit_angles(n_views: int, start_deg: float = 0.0, span_deg: float = 360.0) -> list[float]:
-    """``n_views`` gantry angles evenly spaced over ``span_deg`` starting at ``start_deg``."""
-    return [start_deg + span_deg * i / n_views for i in range(n_views)]
-
-
-def _positive_int(text: str, field: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise InputError(f"expected a positive integer, got {text!r}", field) from None
-    if value <= 0:
-        raise InputError(f"expected a positive integer, got {value}", field)
-    return value
+__all__ = ["VIEW_ANGLES_DEG", "ProjectionGeometry", "fit_detector", "orbit_angles", "parse_views"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +39,11 @@ class ProjectionGeometry:
         source_to_detector_mm: SDD, mm (cone beam only); the magnification at the isocenter is SDD/SID.
         parallel: parallel-beam geometry (rays along the view direction; SID/SDD unused).
         isocenter_mm: world (RAS) point the gantry orbits; ``None`` = centre of the volume.
+
+    Raises:
+        InputError: naming the field, when the detector is not two whole pixel counts from 1 to
+            ``MAX_DETECTOR_PIXELS``, a pixel size is not positive and finite, or (cone beam) not
+            0 < SID < SDD <= ``MAX_DISTANCE_MM``. Valid fields are stored as plain ints and floats.
     """
 
     detector_shape: tuple[int, int] = (256, 256)
@@ -92,16 +54,33 @@ class ProjectionGeometry:
     isocenter_mm: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
-        if len(self.detector_shape) != 2 or min(self.detector_shape) <= 0:
-            raise InputError(f"expected two positive pixel counts, got {self.detector_shape}", "detector_shape")
-        if len(self.pixel_spacing_mm) != 2 or min(self.pixel_spacing_mm) <= 0:
-            raise InputError(f"expected two positive sizes in mm, got {self.pixel_spacing_mm}", "pixel_spacing_mm")
-        if not self.parallel and not 0 < self.source_to_isocenter_mm < self.source_to_detector_mm:
-            raise InputError(
-                "expected 0 < source_to_isocenter_mm < source_to_detector_mm, got "
-                f"{self.source_to_isocenter_mm} and {self.source_to_detector_mm}",
-                "geometry",
-            )
+        shape = _items(self.detector_shape)
+        if len(shape) != 2:
+            raise InputError(f"expected two pixel counts (rows, cols), got {self.detector_shape!r}", "detector_shape")
+        shape = tuple(arguments.detector_size(n, "detector_shape") for n in shape)
+        spacing = _items(self.pixel_spacing_mm)
+        if len(spacing) != 2:
+            raise InputError(f"expected two positive sizes in mm, got {self.pixel_spacing_mm!r}", "pixel_spacing_mm")
+        spacing = tuple(arguments.finite_number(s, "pixel_spacing_mm", what="two positive sizes in mm")
+                        for s in spacing)
+        if min(spacing) <= 0:
+            raise InputError(f"expected two positive sizes in mm, got {self.pixel_spacing_mm!r}", "pixel_spacing_mm")
+        parallel = _flag(self.parallel, "parallel")
+        if parallel:
+            sid, sdd = self.source_to_isocenter_mm, self.source_to_detector_mm  # unused by parallel beam
+        else:
+            sid, sdd = arguments.source_distances(self.source_to_isocenter_mm, self.source_to_detector_mm)
+        iso = self.isocenter_mm
+        if iso is not None:
+            iso = _items(iso)
+            if len(iso) != 3:
+                raise InputError(f"expected a world point (x, y, z) in mm or None, got {self.isocenter_mm!r}",
+                                 "isocenter_mm")
+            iso = tuple(arguments.finite_number(c, "isocenter_mm", what="three finite coordinates in mm")
+                        for c in iso)
+        for name, value in (("detector_shape", shape), ("pixel_spacing_mm", spacing), ("parallel", parallel),
+                            ("source_to_isocenter_mm", sid), ("source_to_detector_mm", sdd), ("isocenter_mm", iso)):
+            object.__setattr__(self, name, value)
 
     @property
     def magnification(self) -> float:
@@ -157,23 +136,39 @@ def fit_detector(
         framing: ``"orbit"``: the whole volume stays on the detector at every gantry angle;
             ``"isocenter"``: the detector, back-projected to the isocenter plane, just covers the
             volume's largest extent, so a cube's AP and lateral faces fill the image as a slice would.
+
+    Raises:
+        InputError: naming the argument, before any arithmetic: ``size`` not a whole number from 1 to
+            ``MAX_DETECTOR_PIXELS`` (1.5 is refused, not rounded), SID/SDD not 0 < SID < SDD (cone beam)
+            or the source inside the volume (SID <= its radius about the gantry axis), an unknown
+            ``framing``, ``volume_shape`` not three positive counts, ``affine`` not a finite invertible 4x4.
     """
-    affine = np.asarray(affine, dtype=np.float64)
-    shape = np.asarray(volume_shape, dtype=np.float64)
+    size = arguments.detector_size(size)
+    framing = arguments.framing(framing)
+    parallel = _flag(parallel, "parallel")
+    if not parallel:
+        source_to_isocenter_mm, source_to_detector_mm = arguments.source_distances(
+            source_to_isocenter_mm, source_to_detector_mm)
+    shape = _volume_shape(volume_shape)
+    affine = _volume_affine(affine)
     corners = np.array([[i, j, k, 1.0] for i in (-0.5, shape[0] - 0.5) for j in (-0.5, shape[1] - 0.5)
                         for k in (-0.5, shape[2] - 0.5)]) @ affine.T
     centre = corners[:, :3].mean(axis=0)
     rel = corners[:, :3] - centre
     radius_xy = float(np.sqrt(rel[:, 0] ** 2 + rel[:, 1] ** 2).max())
     half_height = float(np.abs(rel[:, 2]).max())
+    if not parallel and source_to_isocenter_mm <= radius_xy:
+        raise InputError(
+            f"expected more than the volume's radius about the gantry axis ({radius_xy:.1f} mm), so that the "
+            f"source stays outside the volume at every angle, got {source_to_isocenter_mm:g}",
+            "source_to_isocenter_mm",
+        )
     magnification = 1.0 if parallel else source_to_detector_mm / source_to_isocenter_mm
     if framing == "orbit":
         worst = 1.0 if parallel else source_to_detector_mm / (source_to_isocenter_mm - radius_xy)
         pixel = 2.0 * max(radius_xy, half_height) * worst / size
-    elif framing == "isocenter":
-        pixel = 2.0 * max(np.abs(rel[:, :2]).max(), half_height) * magnification / size
     else:
-        raise InputError(f"expected 'orbit' or 'isocenter', got {framing!r}", "framing")
+        pixel = 2.0 * max(float(np.abs(rel[:, :2]).max()), half_height) * magnification / size
     return ProjectionGeometry(
         detector_shape=(size, size),
         pixel_spacing_mm=(pixel, pixel),
@@ -181,3 +176,43 @@ def fit_detector(
         source_to_detector_mm=source_to_detector_mm,
         parallel=parallel,
     )
+
+
+def _items(value) -> tuple:
+    """``value``'s items as a tuple (a tuple, list, torch.Size, numpy array); () when it has none."""
+    if isinstance(value, (str, bytes)):
+        return ()
+    try:
+        return tuple(value)
+    except TypeError:
+        return ()
+
+
+def _flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"expected True or False, got {value!r}", name)
+    return bool(value)
+
+
+def _volume_shape(volume_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(X, Y, Z): three positive voxel counts (a torch.Size or a tuple)."""
+    items = _items(volume_shape)
+    if len(items) != 3:
+        raise InputError(f"expected three voxel counts (X, Y, Z), got {volume_shape!r}", "volume_shape")
+    return tuple(arguments.whole_number(n, "volume_shape", what="voxels per axis") for n in items)
+
+
+def _volume_affine(affine: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A finite, invertible (4, 4) voxel -> world matrix as float64."""
+    if isinstance(affine, torch.Tensor):
+        affine = affine.detach().cpu().numpy()
+    try:
+        matrix = np.asarray(affine, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"expected a (4, 4) voxel -> world matrix, got {type(affine).__name__}", "affine") from None
+    if matrix.shape != (4, 4):
+        raise InputError(f"expected a (4, 4) voxel -> world matrix, got shape {matrix.shape}", "affine")
+    if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix[:3, :3])) < 1e-12:
+        raise InputError("expected a finite, invertible voxel -> world matrix (non-zero spacing), got "
+                         f"{matrix[:3, :3].tolist()}", "affine")
+    return matrix

@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from orthogen.drr.arguments import energy_kev as checked_energy_kev
+from orthogen.drr.arguments import finite_number
 from orthogen.drr.attenuation import hu_to_attenuation
 from orthogen.drr.geometry import ProjectionGeometry, parse_views
 from orthogen.drr.projector import line_integrals
@@ -62,12 +64,13 @@ def render_drr(
     if hu.ndim != 3:
         raise InputError(f"expected a (X, Y, Z) CT volume, got shape {tuple(hu.shape)}", "volume_hu")
     angles = parse_views(views)
-    integral = line_integrals(hu_to_attenuation(hu.float()), affine, geometry, angles)
+    energy_kev = checked_energy_kev(energy_kev)
+    integral = line_integrals(hu_to_attenuation(hu.float(), energy_kev), affine, geometry, angles)
     if normalizer is None:
         norm = integral.detach().amax(dim=(1, 2)).clamp(min=1e-6)
     else:
-        if normalizer <= 0:
-            raise InputError(f"expected a positive line integral, got {normalizer}", "normalizer")
+        if finite_number(normalizer, "normalizer", what="a positive line integral") <= 0:
+            raise InputError(f"expected a positive line integral, got {normalizer!r}", "normalizer")
         norm = torch.full((len(angles),), float(normalizer), dtype=integral.dtype, device=integral.device)
     image = torch.clamp(integral / norm[:, None, None], 0.0, 1.0)
     return DRR(image, integral, tuple(angles), tuple(geometry.pixel_spacing_mm), norm)

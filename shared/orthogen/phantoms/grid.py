@@ -14,6 +14,11 @@ import numpy as np
 
 from orthogen.errors import InputError
 
+#: Largest grid: 2^30 voxels (1024^3), already ~4 GB per float32 array and hours of painting on a CPU.
+MAX_VOXELS = 2**30
+#: Largest voxel size: 100 mm (a CT voxel is ~0.3-5 mm; beyond this the anatomy falls inside a voxel).
+MAX_SPACING_MM = 100.0
+
 # Three broadcastable float32 arrays x, y, z of world (or local) coordinates in mm.
 Coords = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -23,8 +28,8 @@ class VoxelGrid:
     """An (X, Y, Z) grid of voxels with the given spacing (mm), centred on the world origin.
 
     Raises:
-        InputError: ``shape`` is not three positive integers or ``spacing`` not three positive
-            finite numbers (mm).
+        InputError: ``shape`` is not three positive integers (at most ``MAX_VOXELS`` in all) or
+            ``spacing`` not three finite voxel sizes in (0, ``MAX_SPACING_MM``] mm.
     """
 
     shape: tuple[int, int, int]
@@ -75,6 +80,9 @@ def _checked_shape(shape: Sequence[int]) -> tuple[int, int, int]:
         raise InputError(f"expected three voxel counts (X, Y, Z), got {shape!r}", "shape") from None
     if len(items) != 3 or not all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0 for n in items):
         raise InputError(f"expected three positive integers (X, Y, Z), got {shape!r}", "shape")
+    if math.prod(int(n) for n in items) > MAX_VOXELS:
+        raise InputError(f"expected at most {MAX_VOXELS} voxels (1024^3) in all, got {shape!r} = "
+                         f"{math.prod(int(n) for n in items)}", "shape")
     return int(items[0]), int(items[1]), int(items[2])
 
 
@@ -84,7 +92,8 @@ def _checked_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
     except TypeError:
         raise InputError(f"expected three voxel sizes in mm (x, y, z), got {spacing!r}", "spacing") from None
     if len(items) != 3 or not all(
-        isinstance(s, Real) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in items
+        isinstance(s, Real) and not isinstance(s, bool) and math.isfinite(s) and 0 < s <= MAX_SPACING_MM for s in items
     ):
-        raise InputError(f"expected three positive finite voxel sizes in mm (x, y, z), got {spacing!r}", "spacing")
+        raise InputError(f"expected three voxel sizes in mm (x, y, z), each above 0 and at most {MAX_SPACING_MM:g}, "
+                         f"got {spacing!r}", "spacing")
     return float(items[0]), float(items[1]), float(items[2])

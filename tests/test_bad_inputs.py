@@ -1,0 +1,358 @@
+"""Inputs users really have, as a table: each row is a bad input and the one line it must produce.
+
+Every row runs a real command in a subprocess (the installed ``orthogen`` entry point, or later
+``python -m monai.bundle run ...``) with an output folder of its own, and the shared check asserts:
+
+* the exit status is non-zero;
+* stderr holds no Python traceback;
+* the last line of stderr matches the row's expected message (a regex, searched);
+* nothing was left in the output folder.
+
+Adding a row: append a ``BadInput`` to ``CLI_ROWS`` (or ``BUNDLE_ROWS``). ``command`` gets the
+``Inputs`` (the small bad files below, made once per session) and the row's output folder, and returns
+the argv; ``expected`` is a regex for the last stderr line — ``cli_error(fragment)`` for the
+``orthogen`` command's ``orthogen: error: ...`` line. A new kind of bad file goes into ``make_inputs``.
+
+The rows' subprocesses run a few at a time (``PARALLEL_RUNS``) as soon as the first row is reached.
+A row whose input is refused before any file is read answers in ~0.2 s; a row that reads a file pays
+``import orthogen.io`` (torch + MONAI, ~7 s of CPU here). So that the file stays well under a minute on
+two cores, the file-reading rows whose check is also tested in-process elsewhere are ``slow=True``
+(``make test-slow``): the label-map checks (tests/test_cli.py), the source-inside-the-volume check
+(the library rows below), the PNG and empty-folder refusals (tests/test_io.py) and ``--crop``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+#: How many rows' subprocesses run at once (the file-reading ones are CPU-bound imports).
+PARALLEL_RUNS = max(2, min(4, os.cpu_count() or 2))
+ROW_TIMEOUT_S = 300
+
+
+# ---------------------------------------------------------------- the bad files
+
+@dataclass(frozen=True)
+class Inputs:
+    """Paths of the session's input files: one good 16^3 CT with its labels, and the bad ones."""
+
+    dir: Path
+
+    def __getattr__(self, name: str) -> Path:  # inputs.ct, inputs.truncated, ... (see make_inputs)
+        if name not in _FILES:
+            raise AttributeError(name)
+        return self.dir / _FILES[name]
+
+
+_FILES = {
+    "ct": "ct.nii.gz",  # a good 16^3 CT at 2 mm, HU
+    "labels": "ct_seg.nii.gz",  # its good label map
+    "missing": "missing.nii.gz",
+    "empty": "empty.nii.gz",
+    "truncated": "truncated.nii.gz",  # the first half of a good .nii.gz
+    "text": "notes.nii.gz",  # a text file named .nii.gz
+    "rgb": "rgb.nii.gz",  # an RGB24 NIfTI volume
+    "photo": "photo.png",  # an RGB PNG passed as the CT
+    "frames": "frames.nii.gz",  # a 4D (multi-frame) NIfTI, 4 frames of 16^3
+    "nan": "nan.nii.gz",  # a CT with 5 NaN voxels
+    "flat": "flat.nii.gz",  # a 2D NIfTI (16 x 16) where a 3D CT is needed
+    "empty_folder": "empty_folder",  # a folder with no DICOM files, as a DICOM series
+    "labels_other_grid": "other_grid_seg.nii.gz",  # labels 16 x 16 x 8: not the CT's grid
+    "labels_zero": "zero_seg.nii.gz",  # labels with no bone
+    "a_file": "a_file.txt",  # a file where an output folder is wanted
+}
+
+
+def make_inputs(folder: Path) -> Inputs:
+    """Write every input of ``_FILES`` into ``folder`` (all tiny: 16^3 voxels)."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = -15.0
+    ct = np.full((16, 16, 16), -1000.0, np.float32)
+    ct[4:12, 4:12, 2:14] = 40.0
+    ct[6:10, 6:10, 2:14] = 700.0
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[6:10, 6:10, 2:14] = 1
+    inputs = Inputs(folder)
+
+    def nifti(array: np.ndarray, name: str) -> None:
+        nib.save(nib.Nifti1Image(array, affine), getattr(inputs, name))
+
+    nifti(ct, "ct")
+    nifti(labels, "labels")
+    inputs.empty.write_bytes(b"")
+    whole = inputs.ct.read_bytes()
+    inputs.truncated.write_bytes(whole[: len(whole) // 2])
+    inputs.text.write_text("CT of the left knee, see the attached report.\n" * 20)
+    nifti(np.zeros(ct.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")]), "rgb")
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8), "RGB").save(inputs.photo)
+    nifti(np.stack([ct] * 4, axis=-1), "frames")
+    with_nan = ct.copy()
+    with_nan[0, 0, :5] = np.nan
+    nifti(with_nan, "nan")
+    nifti(ct[:, :, 8], "flat")
+    inputs.empty_folder.mkdir()
+    nifti(labels[:, :, :8], "labels_other_grid")
+    nifti(np.zeros_like(labels), "labels_zero")
+    inputs.a_file.write_text("not a folder\n")
+    return inputs
+
+
+# ---------------------------------------------------------------- the table
+
+@dataclass(frozen=True)
+class BadInput:
+    """One row: ``command(inputs, out_dir) -> argv`` must fail with a last stderr line matching ``expected``."""
+
+    id: str
+    command: Callable[[Inputs, Path], list[str]]
+    expected: str
+    cwd: Callable[[Inputs], Path] | None = None  # default: the row's own empty working folder
+    env: dict[str, str] = field(default_factory=dict)
+    slow: bool = False  # runs under `make test-slow` only (its check is also tested in-process elsewhere)
+
+
+def orthogen(*args) -> list[str]:
+    """argv of the installed ``orthogen`` entry point (``python -m orthogen.cli`` when not installed)."""
+    script = Path(sys.executable).with_name("orthogen")
+    prefix = [str(script)] if script.exists() else [sys.executable, "-m", "orthogen.cli"]
+    return prefix + [str(a) for a in args]
+
+
+def cli_error(fragment: str) -> str:
+    """The ``orthogen`` command's one error line, containing ``fragment`` (a regex)."""
+    return rf"^orthogen: error: .*{fragment}"
+
+
+@dataclass(frozen=True)
+class File:
+    """An argument that is one of the session's input files (``File("labels_zero")``)."""
+
+    name: str
+
+
+def _drr(*args) -> Callable[[Inputs, Path], list[str]]:
+    """``orthogen drr <good CT> ARGS --out OUT``; a ``File(name)`` arg becomes that input's path."""
+    return lambda f, out: orthogen("drr", f.ct, *(getattr(f, a.name) if isinstance(a, File) else a for a in args),
+                                   "--out", out)
+
+
+def _drr_of(name: str, *args) -> Callable[[Inputs, Path], list[str]]:
+    """``orthogen drr <the bad input NAME> ARGS --out OUT``."""
+    return lambda f, out: orthogen("drr", getattr(f, name), *args, "--out", out)
+
+
+def _phantom(**flags: str) -> Callable[[Inputs, Path], list[str]]:
+    """``orthogen phantom spine`` at 16^3 / 8 mm with ``flags`` (``seed="-1"`` -> ``--seed -1``)."""
+    flags = {"shape": "16", "spacing": "8", **flags}
+    return lambda f, out: orthogen("phantom", "spine", *(x for k, v in flags.items() for x in (f"--{k}", v)),
+                                   "--out", out)
+
+
+CLI_ROWS = [
+    # -- the CT file itself
+    BadInput("ct-missing", _drr_of("missing"), cli_error(r"missing\.nii\.gz: file not found")),
+    BadInput("ct-empty-file", _drr_of("empty"), cli_error(r"empty\.nii\.gz: file is empty")),
+    BadInput("ct-truncated-nifti", _drr_of("truncated"), cli_error(r"truncated\.nii\.gz: not a readable NIfTI.*truncated")),
+    BadInput("ct-text-as-nifti", _drr_of("text"), cli_error(r"notes\.nii\.gz: not a readable NIfTI")),
+    # orthogen.io.read_ct raises a bare TypeError on RGB24 NIfTI; the CLI still names the file in one line
+    BadInput("ct-rgb-nifti", _drr_of("rgb"), cli_error(r"rgb\.nii\.gz: .*(RGB|colou?r|could not be read as a CT)")),
+    BadInput("ct-rgb-png", _drr_of("photo"), cli_error(r"photo\.png: unknown CT file type '\.png'"), slow=True),
+    BadInput("ct-multi-frame-4d", _drr_of("frames"), cli_error(r"frames\.nii\.gz: expected a 3D volume .*\(16, 16, 16, 4\)")),
+    BadInput("ct-nan-voxels", _drr_of("nan"), cli_error(r"nan\.nii\.gz: .*NaN")),
+    BadInput("ct-2d-nifti", _drr_of("flat"), cli_error(r"flat\.nii\.gz: expected a 3D volume .*\(16, 16\)")),
+    BadInput("ct-folder-without-dicom", _drr_of("empty_folder"), cli_error(r"empty_folder: no DICOM files"), slow=True),
+    # -- the label map
+    BadInput("labels-missing", _drr("--labels", File("missing")), cli_error(r"missing\.nii\.gz: file not found")),
+    BadInput("labels-other-grid", _drr("--labels", File("labels_other_grid")),
+             cli_error(r"other_grid_seg\.nii\.gz: expected a label map on the CT's grid"), slow=True),
+    BadInput("labels-are-the-ct", _drr("--labels", File("ct")), cli_error(r"ct\.nii\.gz: expected whole-number labels, 0 or more"), slow=True),
+    BadInput("labels-all-zero", _drr("--labels", File("labels_zero")), cli_error(r"zero_seg\.nii\.gz: .*no non-zero label"), slow=True),
+    # -- numbers and names
+    BadInput("drr-size-zero", _drr("--size", "0"), cli_error(r"--size: expected a whole number .*got 0$")),
+    BadInput("drr-size-negative", _drr("--size", "-5"), cli_error(r"--size: expected .*got -5$")),
+    BadInput("drr-size-fraction", _drr("--size", "1.5"), cli_error(r"--size: expected a whole number .*got 1\.5$")),
+    BadInput("drr-size-huge", _drr("--size", "100000"), cli_error(r"--size: expected .*to 4096, got 100000$")),
+    BadInput("drr-size-text", _drr("--size", "big"), cli_error(r"--size: expected .*got 'big'$")),
+    BadInput("drr-sid-zero", _drr("--sid", "0"), cli_error(r"--sid: expected a distance in mm above 0.*got 0$")),
+    BadInput("drr-sid-nan", _drr("--sid", "nan"), cli_error(r"--sid: expected a distance .*got 'nan'$")),
+    BadInput("drr-sdd-below-sid", _drr("--sid", "1000", "--sdd", "500"), cli_error(r"--sdd: expected more than --sid")),
+    BadInput("drr-source-inside-volume", _drr("--sid", "5", "--sdd", "10"),
+             cli_error(r"--sid: expected more than the volume's radius"), slow=True),
+    BadInput("drr-energy-zero", _drr("--energy-kev", "0"), cli_error(r"--energy-kev: expected .*30-150 keV, got 0$")),
+    BadInput("drr-energy-huge", _drr("--energy-kev", "1e9"), cli_error(r"--energy-kev: expected .*30-150 keV")),
+    BadInput("drr-view-unknown", _drr("--views", "foo"), cli_error(r"--views: unknown view 'foo'; expected 'ap', 'lateral'")),
+    BadInput("drr-view-orbit-zero", _drr("--views", "orbit:0"), cli_error(r"--views: expected .*views in the orbit")),
+    BadInput("drr-view-orbit-huge", _drr("--views", "orbit:1000000"), cli_error(r"--views: expected .*from 1 to 3600")),
+    BadInput("drr-view-nan", _drr("--views", "ap,nan"), cli_error(r"--views: expected a finite angle")),
+    BadInput("drr-framing-unknown", _drr("--framing", "tight"), cli_error(r"--framing: expected one of 'orbit', 'isocenter', got 'tight'")),
+    BadInput("drr-flag-misspelt", _drr("--sizee", "64"), cli_error(r"--sizee: unknown flag .*--size")),
+    BadInput("drr-out-is-a-file", lambda f, out: orthogen("drr", f.ct, "--out", f.a_file),
+             cli_error(r"--out: expected an output folder, but .*a_file\.txt is a file")),
+    BadInput("drr-no-ct", lambda f, out: orthogen("drr", "--out", out), cli_error(r"no value for the required argument: ct")),
+    # -- phantoms
+    BadInput("phantom-count-zero", _phantom(count="0"), cli_error(r"--count: expected .*got 0$")),
+    BadInput("phantom-count-negative", _phantom(count="-2"), cli_error(r"--count: expected .*got -2$")),
+    BadInput("phantom-seed-negative", _phantom(seed="-1"), cli_error(r"--seed: expected .*at least 0, got -1$")),
+    BadInput("phantom-shape-zero", _phantom(shape="0"), cli_error(r"--shape: expected .*got 0$")),
+    BadInput("phantom-shape-negative", _phantom(shape="16,-4,16"), cli_error(r"--shape: expected .*got -4$")),
+    BadInput("phantom-shape-fraction", _phantom(shape="16.5"), cli_error(r"--shape: expected a whole number")),
+    BadInput("phantom-shape-two-numbers", _phantom(shape="16,16"), cli_error(r"--shape: expected one or three numbers")),
+    BadInput("phantom-shape-huge", _phantom(shape="100000"), cli_error(r"--shape: expected at most .* voxels")),
+    BadInput("phantom-spacing-zero", _phantom(spacing="0"), cli_error(r"--spacing: expected .*above 0, got 0$")),
+    BadInput("phantom-spacing-negative", _phantom(spacing="1,-1,1"), cli_error(r"--spacing: expected .*got -1$")),
+    BadInput("phantom-spacing-nan", _phantom(spacing="nan"), cli_error(r"--spacing: expected .*got 'nan'$")),
+    BadInput("phantom-spacing-huge", _phantom(spacing="1e9"), cli_error(r"--spacing: expected .*at most 100")),
+    # -- dataset preparation and the demo
+    BadInput("prepare-source-missing", lambda f, out: orthogen("prepare", "x2ct", f.missing, out),
+             cli_error(r"missing\.nii\.gz: folder not found")),
+    BadInput("prepare-size-too-small", lambda f, out: orthogen("prepare", "x2ct", f.dir, out, "--size", "4"),
+             cli_error(r"--size: expected .*from 8 to 512, got 4$")),
+    BadInput("prepare-test-fraction-one", lambda f, out: orthogen("prepare", "x2ct", f.dir, out, "--test-fraction", "1"),
+             cli_error(r"--test-fraction: expected a fraction in \(0, 1\), got 1$")),
+    BadInput("prepare-crop-unknown", lambda f, out: orthogen("prepare", "x2ct", f.dir, out, "--crop", "pelvis"),
+             cli_error(r"--crop: expected one of .*'pelvis'"), slow=True),
+    BadInput("demo-bundle-missing", lambda f, out: orthogen("demo", "--out", out, "--bundle-dir", f.missing),
+             cli_error(r"missing\.nii\.gz: folder not found")),
+]
+
+# ---- rows for the bundles: `python -m monai.bundle run inference ...` on the same bad inputs.
+# Add BadInput rows here; the runner and the checks are the same. For example:
+#   BadInput("x2ct-bundle-truncated-xray",
+#            lambda f, out: [sys.executable, "-m", "monai.bundle", "run", "inference",
+#                            "--config_file", str(REPO / "bundles/spine_x2ct_gan/configs/inference.json"),
+#                            "--bundle_root", str(REPO / "bundles/spine_x2ct_gan"),
+#                            "--output_dir", str(out), ...],   # the bad input from `f`
+#            r"^error: .*truncated\.nii\.gz: ",
+#            cwd=lambda f: REPO / "bundles/spine_x2ct_gan")
+BUNDLE_ROWS: list[BadInput] = []
+
+ROWS = CLI_ROWS + BUNDLE_ROWS
+
+
+# ---------------------------------------------------------------- the runner and the checks
+
+@dataclass
+class RowRun:
+    argv: list[str]
+    out: Path
+    result: subprocess.CompletedProcess
+
+
+def _run_row(row: BadInput, inputs: Inputs, work: Path) -> RowRun:
+    out = work / "out"
+    run_dir = work / "cwd"
+    run_dir.mkdir(parents=True)
+    argv = [str(a) for a in row.command(inputs, out)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=ROW_TIMEOUT_S,
+                            cwd=row.cwd(inputs) if row.cwd else run_dir, env={**os.environ, **row.env})
+    return RowRun(argv, out, result)
+
+
+@pytest.fixture(scope="module")
+def row_runs(request, tmp_path_factory) -> dict[str, Future]:
+    """Start the selected rows' subprocesses (a few at a time); each test then waits for its own."""
+    inputs = make_inputs(tmp_path_factory.mktemp("bad_inputs"))
+    selected = [item.callspec.params["row"] for item in request.session.items
+                if getattr(item, "callspec", None) is not None and "row" in item.callspec.params
+                and isinstance(item.callspec.params["row"], BadInput)]
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_RUNS)
+    runs = {row.id: pool.submit(_run_row, row, inputs, tmp_path_factory.mktemp(row.id)) for row in selected}
+    yield runs
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_bad_input(row: BadInput, run: RowRun) -> None:
+    """The shared assertions: failed, no traceback, the expected last line, nothing written."""
+    done = run.result
+    report = f"{' '.join(run.argv)}\n--- exit {done.returncode}; stderr:\n{done.stderr[-3000:]}"
+    assert done.returncode != 0, report
+    assert "Traceback" not in done.stderr, report
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines, report
+    assert re.search(row.expected, lines[-1]), f"last line does not match {row.expected!r}\n{report}"
+    left = sorted(p for p in run.out.rglob("*") if p.is_file()) if run.out.exists() else []
+    assert not left, f"files left behind: {left}\n{report}"
+
+
+def test_row_ids_are_unique():
+    ids = [row.id for row in ROWS]
+    assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
+
+
+@pytest.mark.parametrize("row", [pytest.param(row, id=row.id, marks=[pytest.mark.slow] if row.slow else [])
+                                 for row in ROWS])
+def test_bad_input(row: BadInput, row_runs):
+    check_bad_input(row, row_runs[row.id].result())
+
+
+# ---------------------------------------------------------------- the library's twins of the CLI rows
+# A library caller gets the same one-line InputError, naming the parameter instead of the flag.
+
+def _fit(**kwargs):
+    from orthogen.drr import fit_detector
+
+    args = {"volume_shape": (16, 16, 16), "affine": np.diag([2.0, 2.0, 2.0, 1.0]), "size": 32, **kwargs}
+    return fit_detector(args.pop("volume_shape"), args.pop("affine"), args.pop("size"), **args)
+
+
+def _geometry(**kwargs):
+    from orthogen.drr import ProjectionGeometry
+
+    return ProjectionGeometry(**kwargs)
+
+
+def _render(**kwargs):
+    from orthogen.drr import ProjectionGeometry, render_drr
+
+    volume, affine = np.zeros((8, 8, 8), np.float32), np.diag([2.0, 2.0, 2.0, 1.0])
+    return render_drr(volume, affine, ProjectionGeometry((8, 8), (4.0, 4.0)), **kwargs)
+
+
+def _grid(shape=(16, 16, 16), spacing=(1.0, 1.0, 1.0)):
+    from orthogen.phantoms.grid import VoxelGrid
+
+    return VoxelGrid(shape, spacing)
+
+
+LIBRARY_ROWS = [
+    ("fit-size-zero", lambda: _fit(size=0), r"^size: expected a whole number .*got 0$"),
+    ("fit-size-fraction", lambda: _fit(size=1.5), r"^size: expected a whole number .*got 1\.5$"),
+    ("fit-size-huge", lambda: _fit(size=10**6), r"^size: expected .*to 4096"),
+    ("fit-sid-zero", lambda: _fit(source_to_isocenter_mm=0.0), r"^source_to_isocenter_mm: expected a distance"),
+    ("fit-sdd-below-sid", lambda: _fit(source_to_detector_mm=500.0), r"^source_to_detector_mm: expected more than"),
+    ("fit-source-inside", lambda: _fit(source_to_isocenter_mm=10.0, source_to_detector_mm=20.0),
+     r"^source_to_isocenter_mm: expected more than the volume's radius"),
+    ("fit-framing", lambda: _fit(framing="tight"), r"^framing: expected one of 'orbit', 'isocenter'"),
+    ("fit-volume-shape", lambda: _fit(volume_shape=(16, 0, 16)), r"^volume_shape: expected .*got 0$"),
+    ("fit-affine-singular", lambda: _fit(affine=np.zeros((4, 4))), r"^affine: expected a finite, invertible"),
+    ("geometry-shape-fraction", lambda: _geometry(detector_shape=(8.5, 8)), r"^detector_shape: expected a whole number"),
+    ("geometry-spacing-nan", lambda: _geometry(pixel_spacing_mm=(1.0, float("nan"))), r"^pixel_spacing_mm: expected"),
+    ("geometry-sdd-equals-sid", lambda: _geometry(source_to_isocenter_mm=900.0, source_to_detector_mm=900.0),
+     r"^source_to_detector_mm: expected more than"),
+    ("render-energy", lambda: _render(energy_kev=0), r"^energy_kev: expected an effective energy in 30-150 keV"),
+    ("render-view", lambda: _render(views="foo"), r"^views: unknown view 'foo'"),
+    ("render-normalizer-nan", lambda: _render(normalizer=float("nan")), r"^normalizer: expected a positive"),
+    ("grid-too-many-voxels", lambda: _grid(shape=(4096, 4096, 4096)), r"^shape: expected at most"),
+    ("grid-spacing-huge", lambda: _grid(spacing=(1.0, 1e9, 1.0)), r"^spacing: expected .*at most 100"),
+]
+
+
+@pytest.mark.parametrize("call, expected", [r[1:] for r in LIBRARY_ROWS], ids=[r[0] for r in LIBRARY_ROWS])
+def test_library_refuses_the_same_inputs(call, expected):
+    from orthogen.errors import InputError
+
+    with pytest.raises(InputError) as raised:
+        call()
+    assert re.search(expected, str(raised.value)) and "\n" not in str(raised.value), str(raised.value)
