@@ -20,10 +20,12 @@ from orthogen.diffusion.probability_flow import ProbabilityFlowHeunSampler
 from orthogen.diffusion.score_evaluation_counter import ScoreEvaluationCounter
 from orthogen.diffusion.score_matching_loss import DenoisingScoreMatchingLoss, gaussian_data_loss_minimum
 from orthogen.diffusion.sdedit import SDEdit
+from orthogen.diffusion.segmentation_guided_inferer import METHODS, SAMPLERS, SegmentationGuidedInferer
 from orthogen.diffusion.ve_sde import VESDE
 
 __all__ = [
     "CORRECTORS",
+    "METHODS",
     "PREDICTORS",
     "ConditionedScore",
     "Corrector",
@@ -35,7 +37,9 @@ __all__ = [
     "PredictorCorrectorSampler",
     "ProbabilityFlowHeunSampler",
     "ReverseDiffusionPredictor",
+    "SAMPLERS",
     "SDEdit",
+    "SegmentationGuidedInferer",
     "ScoreEvaluationCounter",
     "VESDE",
     "conditioned",
