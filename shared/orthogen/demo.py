@@ -20,7 +20,7 @@ from orthogen.drr.files import save_views
 from orthogen.evaluation.metric_table_text import format_metric_table
 from orthogen.io import read_ct
 from orthogen.metrics.x2ct import x2ct_metric_table
-from orthogen.montage import MontageRow, write_montage
+from orthogen.montage import DISPLAY_WINDOW_HU, MontageRow, ras_slices, write_montage
 from orthogen.phantoms import KneePhantom, PhantomCT, SpinePhantom
 from orthogen.transforms import ClipNormalizeHU
 
@@ -45,6 +45,31 @@ def _phantom_row(title: str, case: str, phantom: PhantomCT, out_dir: Path) -> tu
     largest_bone = np.argwhere(phantom.labels == values[np.argmax(counts)]).mean(axis=0)  # slices through it
     return MontageRow(title, phantom.volume_hu, phantom.affine, images,
                       centre_mm=tuple(apply_affine(phantom.affine, largest_bone))), paths
+
+
+#: Knees for the variety rows: (straight right, straight left), (flexed right, flexed left).
+KNEE_VARIETY_SEEDS = ((19, 16), (11, 17))
+KNEE_VARIETY_SHAPE, KNEE_VARIETY_SPACING = (100, 100, 100), (1.6, 1.6, 1.6)  # 160 mm: the whole knee
+
+
+def _knee_variety_rows() -> list[MontageRow]:
+    """Coronal and sagittal slices through the knee centre of phantom knees of different seeds, each
+    captioned with its drawn side, flexion, leg rotation, bone scale and joint offset."""
+    rows = []
+    lo, hi = DISPLAY_WINDOW_HU
+    for seeds in KNEE_VARIETY_SEEDS:
+        images = []
+        for seed in seeds:
+            knee = KneePhantom.from_seed(seed)
+            ct = knee.render(KNEE_VARIETY_SHAPE, KNEE_VARIETY_SPACING)
+            slices = {name: image for name, image, _ in ras_slices(ct.volume_hu, ct.affine, knee.joint_offset_mm)}
+            caption = (f"seed {seed}: {knee.side}, flexion {knee.flexion_deg:.0f}\N{DEGREE SIGN}, "
+                       f"rotation {knee.leg_rotation_deg:+.0f}\N{DEGREE SIGN}\nscale {knee.bone_scale:.2f}, offset "
+                       + ", ".join(f"{v:+.0f}" for v in knee.joint_offset_mm) + " mm")
+            images += [(f"{caption}\n{plane}", np.clip((slices[plane] - lo) / (hi - lo), 0.0, 1.0))
+                       for plane in ("coronal", "sagittal")]
+        rows.append(MontageRow(f"phantom knees, seeds {seeds[0]}, {seeds[1]}", images=images))
+    return rows
 
 
 def _x2ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], list[Path]]:
@@ -89,6 +114,7 @@ def run_demo(out_dir: str | Path = "output/demo", seed: int = 0,
         row, written = _phantom_row(title, case, phantom, out_dir)
         rows.append(row)
         paths += written
+    rows += _knee_variety_rows()
     x2ct_rows, written = _x2ct_rows(Path(bundle_dir), out_dir)
     rows += x2ct_rows
     paths += written

@@ -16,6 +16,9 @@ from orthogen.phantoms.phantom_ct import PhantomCT
 from orthogen.phantoms.shapes import Solid
 from orthogen.phantoms.tissue import TissueLayer
 
+#: Most voxels ``HUCanvas.paint`` evaluates at once (~4 M: a few hundred MB of temporaries).
+SLAB_VOXELS = 2**22
+
 
 class HUCanvas:
     """A CT volume (HU) and its label volume being painted on a ``VoxelGrid``."""
@@ -27,13 +30,24 @@ class HUCanvas:
 
     def paint(self, solid: Solid, layers: Sequence[TissueLayer], label: int = 0) -> None:
         """Paint ``layers`` (outermost first) into ``solid``; voxels whose centre lies inside the
-        solid get ``label`` unless it is 0. Only the solid's bounding box is evaluated."""
+        solid get ``label`` unless it is 0. Only the solid's bounding box is evaluated, in slabs of at
+        most ``SLAB_VOXELS`` voxels along x so that large grids need little memory (every voxel is
+        computed on its own, so the slabs do not change the result)."""
         ramp = self.grid.ramp_mm
         lower, upper = solid.world_bounds()
         box = self.grid.sub_box(lower - ramp, upper + ramp)
         if box is None:
             return
-        slices, (x, y, z) = box
+        (sx, sy, sz), (x, y, z) = box
+        step = max(1, SLAB_VOXELS // max(1, y.size * z.size))
+        for start in range(0, x.shape[0], step):
+            slab_x = x[start:start + step]
+            self._paint_box((slice(sx.start + start, sx.start + start + slab_x.shape[0]), sy, sz), (slab_x, y, z),
+                            solid, layers, label, ramp)
+
+    def _paint_box(self, slices: tuple[slice, slice, slice], coords: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   solid: Solid, layers: Sequence[TissueLayer], label: int, ramp: float) -> None:
+        x, y, z = coords
         distance = solid.signed_distance(x, y, z)
         hu = self.volume_hu[slices]
         for layer in layers:

@@ -21,7 +21,8 @@ class Pose:
     """A rigid placement: ``world = rotation @ local + origin`` (mm).
 
     Attributes:
-        rotation: (3, 3) proper rotation whose columns are the local axes in the parent frame.
+        rotation: (3, 3) orthogonal matrix whose columns are the local axes in the parent frame: a
+            proper rotation, or a rotation and a mirror (a left limb built as a mirrored right one).
         origin: (3,) the local origin in the parent frame, mm.
     """
 
