@@ -8,7 +8,8 @@ Every row runs a real command in a subprocess (the installed ``orthogen`` entry 
 * the last line of stderr matches the row's expected message (a regex, searched);
 * nothing was left in the output folder.
 
-Adding a row: append a ``BadInput`` to ``CLI_ROWS`` (or ``BUNDLE_ROWS``). ``command`` gets the
+Adding a row: append a ``BadInput`` to ``CLI_ROWS`` (or ``BUNDLE_ROWS``, which run the bundles'
+documented ``python -m monai.bundle run inference ...`` from the bundle's folder). ``command`` gets the
 ``Inputs`` (the small bad files below, made once per session) and the row's output folder, and returns
 the argv; ``expected`` is a regex for the last stderr line — ``cli_error(fragment)`` for the
 ``orthogen`` command's ``orthogen: error: ...`` line. A new kind of bad file goes into ``make_inputs``.
@@ -72,6 +73,19 @@ _FILES = {
     "labels_other_grid": "other_grid_seg.nii.gz",  # labels 16 x 16 x 8: not the CT's grid
     "labels_zero": "zero_seg.nii.gz",  # labels with no bone
     "a_file": "a_file.txt",  # a file where an output folder is wanted
+    # radiographs for the X-ray -> CT bundles (48 x 48 DX files of a bright disk)
+    "dx_ap": "ap.dcm",  # a good AP DX, PixelSpacing 2 mm
+    "dx_lateral": "lateral.dcm",  # a good lateral DX
+    "dx_no_spacing": "no_spacing.dcm",  # a DX without PixelSpacing / ImagerPixelSpacing
+    "dx_zero_spacing": "zero_spacing.dcm",  # PixelSpacing 0\\0
+    "dx_rgb": "rgb.dcm",  # an RGB secondary capture
+    "dx_frames": "frames.dcm",  # a 3-frame DX
+    "dx_text": "notes.dcm",  # a text file named .dcm
+    "dx_truncated": "truncated.dcm",  # the first half of a good DX
+    "dx_missing": "missing_ap.dcm",
+    "xray_png": "ap.png",  # a PNG radiograph (no spacing in the file)
+    "weights_other": "other_weights.pt",  # a state dict of another network
+    "weights_text": "weights.pt.txt",  # a text file as the weights
 }
 
 
@@ -106,7 +120,54 @@ def make_inputs(folder: Path) -> Inputs:
     nifti(labels[:, :, :8], "labels_other_grid")
     nifti(np.zeros_like(labels), "labels_zero")
     inputs.a_file.write_text("not a folder\n")
+    _make_radiograph_inputs(inputs)
     return inputs
+
+
+def _dx(path: Path, pixels: np.ndarray, spacing=(2.0, 2.0), photometric: str = "MONOCHROME2") -> None:
+    """A small uncompressed DX (or colour secondary capture) file."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality, ds.PatientID = generate_uid(), generate_uid(), "DX", "P"
+    colour = photometric == "RGB"
+    frames = pixels.shape[0] if pixels.ndim == 3 and not colour else 1
+    ds.Rows, ds.Columns = pixels.shape[-3:-1] if colour else pixels.shape[-2:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = (3, "RGB") if colour else (1, photometric)
+    if colour:
+        ds.PlanarConfiguration = 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (8, 8, 7, 0) if colour else (16, 12, 11, 0)
+    if spacing is not None:
+        ds.PixelSpacing = list(spacing)
+    ds.PixelData = pixels.astype("u1" if colour else "<u2").tobytes()
+    ds.save_as(path, write_like_original=False)
+
+
+def _make_radiograph_inputs(inputs: Inputs) -> None:
+    import torch
+
+    disk = np.zeros((48, 48))
+    disk[np.hypot(*np.mgrid[-24:24, -24:24]) < 18] = 3000.0
+    _dx(inputs.dx_ap, disk)
+    _dx(inputs.dx_lateral, disk)
+    _dx(inputs.dx_no_spacing, disk, spacing=None)
+    _dx(inputs.dx_zero_spacing, disk, spacing=(0.0, 0.0))
+    _dx(inputs.dx_rgb, np.repeat(disk[..., None] / 16, 3, axis=-1), photometric="RGB")
+    _dx(inputs.dx_frames, np.stack([disk] * 3))
+    inputs.dx_text.write_text("AP view of the lumbar spine, see report.\n" * 10)
+    whole = inputs.dx_ap.read_bytes()
+    inputs.dx_truncated.write_bytes(whole[: len(whole) // 2])
+    Image.fromarray((disk / 3000 * 255).astype(np.uint8)).save(inputs.xray_png)
+    torch.save({"conv.weight": torch.zeros(4, 2, 3, 3)}, inputs.weights_other)
+    inputs.weights_text.write_text("not weights\n")
 
 
 # ---------------------------------------------------------------- the table
@@ -227,16 +288,63 @@ CLI_ROWS = [
              cli_error(r"missing\.nii\.gz: folder not found")),
 ]
 
-# ---- rows for the bundles: `python -m monai.bundle run inference ...` on the same bad inputs.
-# Add BadInput rows here; the runner and the checks are the same. For example:
-#   BadInput("x2ct-bundle-truncated-xray",
-#            lambda f, out: [sys.executable, "-m", "monai.bundle", "run", "inference",
-#                            "--config_file", str(REPO / "bundles/spine_x2ct_gan/configs/inference.json"),
-#                            "--bundle_root", str(REPO / "bundles/spine_x2ct_gan"),
-#                            "--output_dir", str(out), ...],   # the bad input from `f`
-#            r"^error: .*truncated\.nii\.gz: ",
-#            cwd=lambda f: REPO / "bundles/spine_x2ct_gan")
-BUNDLE_ROWS: list[BadInput] = []
+# ---- rows for the bundles: the documented `python -m monai.bundle run inference ...` on bad inputs.
+X2CT_BUNDLE = REPO / "bundles" / "spine_x2ct_gan"
+
+
+def _x2ct_inference(ap: str = "dx_ap", lateral: str | None = "dx_lateral", *args) -> Callable[[Inputs, Path], list[str]]:
+    """The documented ``python -m monai.bundle run inference`` of spine_x2ct_gan on two of the inputs."""
+    def command(f: Inputs, out: Path) -> list[str]:
+        views = ["--input_ap", getattr(f, ap)] + (["--input_lateral", getattr(f, lateral)] if lateral else [])
+        resolved = [getattr(f, a.name) if isinstance(a, File) else a for a in args]
+        return [sys.executable, "-m", "monai.bundle", "run", "inference", "--config_file", "configs/inference.json",
+                "--bundle_root", ".", "--output_dir", out, *views, *resolved]
+    return command
+
+
+def bundle_error(fragment: str) -> str:
+    """A bundle's one error line (printed by ``orthogen.errors.report_input_errors_in_one_line``)."""
+    return rf"^error: .*{fragment}"
+
+
+def _in_x2ct_bundle(_: Inputs) -> Path:
+    return X2CT_BUNDLE
+
+
+BUNDLE_ROWS: list[BadInput] = [
+    BadInput("x2ct-ap-missing", _x2ct_inference("dx_missing"), bundle_error(r"missing_ap\.dcm: file not found"),
+             cwd=_in_x2ct_bundle),
+    BadInput("x2ct-ap-rgb", _x2ct_inference("dx_rgb"), bundle_error(r"rgb\.dcm: colour DICOM"), cwd=_in_x2ct_bundle),
+    BadInput("x2ct-ap-multi-frame", _x2ct_inference("dx_frames"), bundle_error(r"frames\.dcm: multi-frame DICOM"),
+             cwd=_in_x2ct_bundle),
+    BadInput("x2ct-ap-no-spacing", _x2ct_inference("dx_no_spacing"),
+             bundle_error(r"no_spacing\.dcm: no pixel spacing .*--pixel_spacing"), cwd=_in_x2ct_bundle),
+    BadInput("x2ct-ap-zero-spacing", _x2ct_inference("dx_zero_spacing"),
+             bundle_error(r"zero_spacing\.dcm: PixelSpacing is \[0\.0, 0\.0\]; expected two positive"),
+             cwd=_in_x2ct_bundle),
+    BadInput("x2ct-implausible-spacing", _x2ct_inference("dx_ap", "dx_lateral", "--pixel_spacing", "40"),
+             bundle_error(r"ap\.dcm: implausible pixel spacing for this model: 40 x 40 mm \(pixel_spacing argument\)"
+                          r" makes the cropped ap view \d+ mm across"), cwd=_in_x2ct_bundle),
+    BadInput("x2ct-one-view", _x2ct_inference("dx_ap", None), bundle_error(r"input: one view only.*lateral"),
+             cwd=_in_x2ct_bundle),
+    BadInput("x2ct-weights-of-another-network", _x2ct_inference("dx_ap", "dx_lateral", "--ckpt_path", File("weights_other")),
+             bundle_error(r"other_weights\.pt: the weights do not fit the configured network: .*; they fit none of "
+                          r"this bundle's presets \(the default network, configs/paper_scale\.json\)$"),
+             cwd=_in_x2ct_bundle),
+    BadInput("x2ct-ap-text", _x2ct_inference("dx_text"), bundle_error(r"notes\.dcm: not a readable DICOM"),
+             cwd=_in_x2ct_bundle, slow=True),
+    BadInput("x2ct-ap-truncated", _x2ct_inference("dx_truncated"), bundle_error(r"truncated\.dcm: "),
+             cwd=_in_x2ct_bundle, slow=True),
+    BadInput("x2ct-png-without-spacing", _x2ct_inference("xray_png", "dx_lateral"),
+             bundle_error(r"ap\.png: no pixel spacing"), cwd=_in_x2ct_bundle, slow=True),
+    BadInput("x2ct-negative-spacing-argument", _x2ct_inference("dx_ap", "dx_lateral", "--pixel_spacing", "-0.2"),
+             bundle_error(r"pixel_spacing: expected positive pixel spacings in mm, got -0\.2"), cwd=_in_x2ct_bundle,
+             slow=True),
+    BadInput("x2ct-unknown-output-format", _x2ct_inference("dx_ap", "dx_lateral", "--output_format", "mha"),
+             bundle_error(r"output_format: expected one of nifti, dicom, got 'mha'"), cwd=_in_x2ct_bundle, slow=True),
+    BadInput("x2ct-weights-text", _x2ct_inference("dx_ap", "dx_lateral", "--ckpt_path", File("weights_text")),
+             bundle_error(r"weights\.pt\.txt: not a readable PyTorch state dict"), cwd=_in_x2ct_bundle, slow=True),
+]
 
 ROWS = CLI_ROWS + BUNDLE_ROWS
 

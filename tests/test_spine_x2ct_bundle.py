@@ -106,7 +106,7 @@ def test_multi_process_training_with_gloo_on_cpu(trained, tmp_path):
     assert [p.name for p in (tmp_path / "runs").glob("training_state_*.pt")] == ["training_state_checkpoint_epoch=2.pt"]
 
 
-def _dx_file(path: Path, image: np.ndarray, spacing_mm: float, study_uid: str, view: str) -> Path:
+def _dx_file(path: Path, image: np.ndarray, spacing_mm: float | None, study_uid: str, view: str) -> Path:
     """A DX radiograph (uint16, MONOCHROME2, PixelSpacing) of ``image`` in [0, 1], in study ``study_uid``."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -123,7 +123,8 @@ def _dx_file(path: Path, image: np.ndarray, spacing_mm: float, study_uid: str, v
     ds.Rows, ds.Columns = image.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelSpacing = [spacing_mm, spacing_mm]
+    if spacing_mm is not None:
+        ds.PixelSpacing = [spacing_mm, spacing_mm]
     ds.PixelData = np.round(image * 4095).astype("<u2").tobytes()
     ds.save_as(path, write_like_original=False)
     return path
@@ -160,3 +161,20 @@ def test_inference_from_dicom_radiographs_writes_a_dicom_series_in_their_study(t
     a, b = to_ras(nifti[None]), to_ras(series_ct[None])
     np.testing.assert_allclose(a.affine.numpy(), b.affine.numpy(), atol=1e-3)
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1.0)
+
+
+def test_a_film_without_spacing_gives_a_ct_when_the_spacing_is_given(tmp_path, spine_phantom_root):
+    from pydicom.uid import generate_uid
+
+    prepare_x2ct_dataset(spine_phantom_root, tmp_path / "x2ct", X2CTPreparation(size=SIZE))
+    item = json.loads((tmp_path / "x2ct" / "datalist.json").read_text())["test"][0]
+    case = read_x2ct_case(tmp_path / "x2ct" / item["h5"])
+    study = generate_uid()
+    ap = _dx_file(tmp_path / "ap.dcm", case.ap, None, study, "AP")
+    lateral = _dx_file(tmp_path / "lateral.dcm", case.lateral, None, study, "LL")
+    detector_spacing = 1.5 * float(np.linalg.norm(case.affine[:3, 0]))
+    bundle = REPO / "bundles" / "spine_x2ct_gan"
+    _bundle("inference", ["inference.json"], bundle, "--input_ap", str(ap), "--input_lateral", str(lateral),
+            "--pixel_spacing", str(detector_spacing), "--output_dir", str(tmp_path / "out"))
+    ct = read_ct(tmp_path / "out" / "ap_ct.nii.gz")
+    np.testing.assert_allclose(ct.meta["spacing"], [detector_spacing / 1.5] * 3, rtol=1e-5)
