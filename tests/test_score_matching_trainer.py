@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from orthogen.diffusion import VESDE, DenoisingScoreMatchingLoss
-from orthogen.engines import ScoreMatchingTrainer, exponential_moving_average
+from orthogen.engines import ScoreMatchingTrainer
 from orthogen.errors import InputError
+from orthogen.handlers.exponential_moving_average import ExponentialMovingAverage
 
 
 class TinyScore(nn.Module):
@@ -35,12 +36,12 @@ def _loader(conditional: bool):
 def _train(conditional: bool, epochs: int, seed: int = 0):
     torch.manual_seed(0)
     network = TinyScore(2 if conditional else 1)
-    ema = exponential_moving_average(network, decay=0.9)
+    ema = ExponentialMovingAverage(network, decay=0.9)
     loss = DenoisingScoreMatchingLoss(VESDE(sigma_min=0.01, sigma_max=1.0))
     losses = []
     trainer = ScoreMatchingTrainer("cpu", epochs, _loader(conditional), network,
-                                   torch.optim.Adam(network.parameters(), lr=1e-2), loss, ema=ema,
-                                   condition_key="seg" if conditional else None, seed=seed)
+                                   torch.optim.Adam(network.parameters(), lr=1e-2), loss,
+                                   condition_key="seg" if conditional else None, seed=seed, train_handlers=[ema])
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output["loss"]))
     trainer.run()
     return network, ema, losses
@@ -55,7 +56,7 @@ def test_training_lowers_the_score_matching_loss(conditional):
 
 def test_ema_trails_the_weights_and_training_is_seeded():
     network, ema, losses = _train(False, epochs=3)
-    assert int(ema.n_averaged) == 12  # one update per iteration
+    assert int(ema.average.n_averaged) == 12  # one update per iteration
     assert not torch.equal(ema.module.conv.weight, network.conv.weight)
     _, ema_again, losses_again = _train(False, epochs=3)
     assert losses == losses_again and torch.equal(ema.module.conv.weight, ema_again.module.conv.weight)
@@ -65,7 +66,7 @@ def test_ema_trails_the_weights_and_training_is_seeded():
 
 def test_bad_settings_are_refused():
     with pytest.raises(InputError, match="ema_decay: expected a decay in"):
-        exponential_moving_average(TinyScore(1), decay=1.0)
+        ExponentialMovingAverage(TinyScore(1), decay=1.0)
     with pytest.raises(InputError, match="loss: expected a DenoisingScoreMatchingLoss, got MSELoss"):
         ScoreMatchingTrainer("cpu", 1, _loader(False), TinyScore(1), torch.optim.SGD(TinyScore(1).parameters(), 0.1),
                              nn.MSELoss())

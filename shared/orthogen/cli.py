@@ -282,6 +282,35 @@ class PrepareCommands:
         print(f"{out}: {len(datalist['training'])} training, {len(datalist['validation'])} validation, "
               f"{len(datalist['test'])} test cases; {Path(out) / 'datalist.json'}")
 
+    def knee_radiographs(self, source: str, out: str, size: int = 256, views: int = 60, split_by: str = "volume",
+                         seed: int = 0, workers: int = 1) -> None:
+        """Leg/knee CTs (NIfTI, NRRD or DICOM series folders, real or phantom) -> orbit DRRs + segmentations.
+
+        Args:
+            source: folder of CTs (any depth; ``*_seg`` label maps beside them are skipped).
+            out: output folder (<case>/<case>_aNNN_{radiograph,contour,contour_bone}.png + datalist.json).
+            size: detector pixels per side (8-4096).
+            views: DRRs per CT over 360 degrees (60 = 6-degree steps).
+            split_by: "volume" (9:1:1 by CT) or "image" (the seed paper's random split of images).
+            workers: CTs rendered in parallel.
+        """
+        source = _input_path(source, "source", folder=True)
+        out = _output_folder(out, "--out")
+        size = checks.whole_number(size, "--size", minimum=8, maximum=4096, what="detector pixels per side")
+        views = checks.whole_number(views, "--views", minimum=1, maximum=3600, what="views per CT")
+        split_by = _text(split_by, "--split-by")
+        seed = _seed(seed)
+        workers = checks.whole_number(workers, "--workers", minimum=1, maximum=64, what="parallel workers")
+
+        from orthogen.data.knee_radiograph_prepare import KneeRadiographPreparation, prepare_knee_radiographs
+
+        with _flag_names({"split_by": "--split-by", "size": "--size", "views": "--views"}):
+            prep = KneeRadiographPreparation(size=size, views=views, split_by=split_by, seed=seed)
+        datalist = prepare_knee_radiographs(source, out, prep, workers=workers)
+        print(f"{out}: {len(datalist['training'])} training, {len(datalist['validation'])} validation, "
+              f"{len(datalist['test'])} test images from {datalist['preparation']['cases']} CTs; "
+              f"{Path(out) / 'datalist.json'}")
+
 
 def demo(out: str = "output/demo", seed: int = 0, bundle_dir: str = "bundles/spine_x2ct_gan") -> None:
     """Phantom knee and spine -> AP/lateral DRRs, and X2CT-GAN on a phantom vertebra -> files + one montage."""

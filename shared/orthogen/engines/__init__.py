@@ -1,7 +1,6 @@
 """Training engines (MONAI/ignite) and schedules that MONAI's own do not cover."""
 from orthogen.engines.linear_decay_lr import LinearDecayLR, linear_decay_factor
-from orthogen.engines.score_matching_trainer import ScoreMatchingTrainer, exponential_moving_average
+from orthogen.engines.score_matching_trainer import ScoreMatchingTrainer
 from orthogen.engines.x2ct_gan_trainer import X2CTGanTrainer
 
-__all__ = ["LinearDecayLR", "ScoreMatchingTrainer", "X2CTGanTrainer", "exponential_moving_average",
-           "linear_decay_factor"]
+__all__ = ["LinearDecayLR", "ScoreMatchingTrainer", "X2CTGanTrainer", "linear_decay_factor"]

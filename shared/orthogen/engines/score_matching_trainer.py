@@ -4,8 +4,8 @@ MONAI's :class:`~monai.engines.SupervisedTrainer` computes ``loss(network(image)
 instead noises the image itself and scores the noisy copy at its noise level, so the loss needs the
 network (:class:`orthogen.diffusion.DenoisingScoreMatchingLoss`). This is a small
 :class:`monai.engines.Trainer` of its own, so ignite events, MONAI handlers and checkpointing work as for
-any MONAI engine. The exponential moving average of the weights (score_sde's ``ema_rate``, 0.999) is
-torch's :class:`~torch.optim.swa_utils.AveragedModel`; it is the network the bundle ships and samples with.
+any MONAI engine. The exponential moving average of the weights that the bundle ships and samples with
+is kept by :class:`orthogen.handlers.ExponentialMovingAverage` (for this trainer and MONAI's alike).
 
 Batches are MONAI dictionaries with ``image_key`` (B, 1, H, W) radiographs in [0, 1] and, for a
 conditional model, ``condition_key`` (B, 1, H, W) segmentations in {0, 0.5, 1}.
@@ -19,17 +19,9 @@ from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from orthogen.diffusion import DenoisingScoreMatchingLoss
 from orthogen.errors import InputError
-
-
-def exponential_moving_average(network: nn.Module, decay: float = 0.999) -> AveragedModel:
-    """An EMA copy of ``network`` (weights and buffers), updated by ``.update_parameters(network)``."""
-    if not 0.0 <= decay < 1.0:
-        raise InputError(f"expected a decay in [0, 1), got {decay!r}", "ema_decay")
-    return AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 class ScoreMatchingTrainer(Trainer):
@@ -42,7 +34,6 @@ class ScoreMatchingTrainer(Trainer):
         network: the score network (for a conditional model it takes [noisy image, condition]).
         optimizer: its optimizer.
         loss: the denoising score matching loss (it holds the SDE).
-        ema: an :func:`exponential_moving_average` of ``network``, updated after every step; None: no EMA.
         image_key, condition_key: batch keys; ``condition_key=None`` trains an unconditional model.
         grad_clip_norm: clip the gradient norm to this (score_sde: 1.0); None: no clipping.
         seed: seed of the noise levels and noise drawn by the loss (one torch.Generator on ``device``).
@@ -60,7 +51,6 @@ class ScoreMatchingTrainer(Trainer):
         network: nn.Module,
         optimizer: torch.optim.Optimizer,
         loss: DenoisingScoreMatchingLoss,
-        ema: AveragedModel | None = None,
         image_key: str = "image",
         condition_key: str | None = None,
         grad_clip_norm: float | None = 1.0,
@@ -92,7 +82,6 @@ class ScoreMatchingTrainer(Trainer):
         self.network = network
         self.optimizer = optimizer
         self.loss_function = loss
-        self.ema = ema
         self.image_key = image_key
         self.condition_key = condition_key
         self.grad_clip_norm = grad_clip_norm
@@ -114,7 +103,5 @@ class ScoreMatchingTrainer(Trainer):
         if engine.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(engine.network.parameters(), engine.grad_clip_norm)
         engine.optimizer.step()
-        if engine.ema is not None:
-            engine.ema.update_parameters(engine.network)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return {CommonKeys.IMAGE: image, CommonKeys.LABEL: condition, CommonKeys.LOSS: loss.item()}
