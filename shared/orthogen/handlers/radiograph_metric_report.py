@@ -1,0 +1,138 @@
+"""MAE and PSNR of generated knee radiographs over a test split: one Table I cell (method, condition)."""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from orthogen.errors import InputError
+from orthogen.evaluation.radiograph_table import (
+    CSV_COLUMNS,
+    STD_KIND,
+    check_method_condition,
+    format_summary_row,
+)
+from orthogen.io.atomic_write import atomic_file
+from orthogen.metrics.radiograph import mean_std, radiograph_metrics
+
+
+class RadiographMetricReport:
+    """Ignite handler: per-image MAE and PSNR (peak 1) of ``pred`` against ``label``, for one method and condition.
+
+    Each output item (a decollated item of a MONAI ``SupervisedEvaluator``) has ``pred`` (K, H, W), the
+    K generated radiographs of one segmentation in [0, 1], ``label`` (1, H, W), the real radiograph, and
+    ``image``, the segmentation (a MetaTensor whose ``filename_or_obj`` names the row). With K > 1 the
+    image scored is the mean of the K samples; the CSV's ``prediction`` column says which ("1 sample" or
+    "mean of K samples"). Metrics are :mod:`orthogen.metrics.radiograph` (identical images: 100 dB).
+
+    At COMPLETED it logs a one-row table (method, condition, sampler, data label, n, MAE and PSNR as
+    mean +- std over images, population std) at INFO level and writes ``output_csv`` atomically: one row
+    per image, then a ``MEAN`` and a ``STD`` row (columns
+    :data:`orthogen.evaluation.radiograph_table.CSV_COLUMNS`); every row names the data, method,
+    condition and sampler. :func:`orthogen.evaluation.radiograph_table.read_report_summary` reads it back.
+
+    Args:
+        output_csv: the CSV to write.
+        data_label: what the test images are ("phantom", "real"), in every row and the log.
+        method: ``"unet"``, ``"csm"`` or ``"ctm"``.
+        condition: ``"contour"`` or ``"contour_bone"``.
+        sampler_description: sampler and network evaluations, e.g. ``"PC, 500 steps, NFE 1000"``.
+        name: logger name; None: the engine's logger.
+
+    Attributes:
+        images, mae, psnr: per-image names and metrics of the last run, in order.
+        summary: keys :data:`orthogen.evaluation.radiograph_table.SUMMARY_KEYS` (after COMPLETED).
+    """
+
+    def __init__(self, output_csv: str | Path, data_label: str, method: str, condition: str,
+                 sampler_description: str, name: str | None = None):
+        check_method_condition(method, condition)
+        for field, value in (("data_label", data_label), ("sampler_description", sampler_description)):
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(f"expected a non-empty text, got {value!r}", field)
+        self.output_csv = Path(output_csv)
+        self.data_label, self.method, self.condition = data_label, method, condition
+        self.sampler_description = sampler_description
+        self.logger = logging.getLogger(name or __name__)
+        self._name = name
+        self.images: list[str] = []
+        self.samples: list[int] = []
+        self.mae: list[float] = []
+        self.psnr: list[float] = []
+        self.summary: dict = {}
+
+    def attach(self, engine: Engine) -> None:
+        if self._name is None:
+            self.logger = engine.logger
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._report)
+
+    def _reset(self, engine: Engine) -> None:
+        self.images, self.samples, self.mae, self.psnr, self.summary = [], [], [], [], {}
+
+    def _collect(self, engine: Engine) -> None:
+        outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
+        for item in outputs:
+            pred = _array(item.get("pred"), "pred")
+            if pred.ndim == 2:
+                pred = pred[None]
+            if pred.ndim != 3:
+                raise InputError(f"expected the K samples of one image, (K, H, W), got {pred.shape} (is the "
+                                 "evaluator's decollate off?)", "pred")
+            metrics = radiograph_metrics(pred.mean(axis=0), _array(item.get("label"), "label"))
+            meta = getattr(item.get("image"), "meta", {}) or {}
+            self.images.append(Path(str(meta.get("filename_or_obj", len(self.images)))).name)
+            self.samples.append(pred.shape[0])
+            self.mae.append(metrics["MAE"])
+            self.psnr.append(metrics["PSNR"])
+
+    def _report(self, engine: Engine) -> None:
+        if not self.mae:
+            raise InputError("no test image was evaluated", "evaluator")
+        mae_mean, mae_std = mean_std(self.mae)
+        psnr_mean, psnr_std = mean_std(self.psnr)
+        self.summary = {
+            "data_label": self.data_label, "method": self.method, "condition": self.condition,
+            "sampler": self.sampler_description, "prediction": _prediction(sorted(set(self.samples))),
+            "n": len(self.mae), "mae_mean": mae_mean, "mae_std": mae_std, "psnr_mean": psnr_mean,
+            "psnr_std": psnr_std,
+        }
+        self.logger.info(f"radiograph metrics, {len(self.mae)} {self.data_label} test images, "
+                         f"{self.summary['prediction']} per image (mean +- {STD_KIND} std):\n"
+                         f"{format_summary_row(self.summary)}")
+        common = {"data_label": self.data_label, "method": self.method, "condition": self.condition,
+                  "sampler": self.sampler_description}
+        rows = [{"image": image, **common, "prediction": _prediction([k]), "n_images": 1, "MAE": m, "PSNR_dB": p}
+                for image, k, m, p in zip(self.images, self.samples, self.mae, self.psnr)]
+        for statistic, mae, psnr in (("MEAN", mae_mean, psnr_mean), ("STD", mae_std, psnr_std)):
+            rows.append({"image": statistic, **common, "prediction": self.summary["prediction"],
+                         "n_images": len(self.mae), "MAE": mae, "PSNR_dB": psnr})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_file(self.output_csv) as tmp:
+            tmp.write_text(buffer.getvalue())
+        self.logger.info(f"per-image table: {self.output_csv}")
+
+
+def _array(value, name: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().astype(np.float64)
+    if value is None:
+        raise InputError("missing from the evaluator's output", name)
+    return np.asarray(value, dtype=np.float64)
+
+
+def _prediction(samples: list[int]) -> str:
+    """What was scored: "1 sample", "mean of 4 samples" (or "mean of 1-4 samples" if K varied)."""
+    if samples == [1]:
+        return "1 sample"
+    k = str(samples[0]) if len(samples) == 1 else f"{samples[0]}-{samples[-1]}"
+    return f"mean of {k} samples"
