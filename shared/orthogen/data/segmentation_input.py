@@ -1,0 +1,145 @@
+"""Inputs of the knee radiograph diffusion bundle: segmentation images, their datalist, the label radiographs.
+
+One loader (:class:`LoadSegmentationd`) serves training, evaluation and inference, and the datalist
+function runs it on a command-line input before anything is built, so a bad file stops at the door with one
+line (DESIGN.md, bundle convention 5).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+
+from orthogen.data.knee_radiograph_prepare import SPLITS
+from orthogen.errors import InputError
+from orthogen.io import read_radiograph
+from orthogen.io.segmentation_image import read_segmentation_image
+from orthogen.transforms.radiograph_segmentation import SegmentationLevels
+
+#: Datalist keys of the two segmentations :func:`orthogen.data.knee_radiograph_prepare.render_case` writes.
+CONDITIONS = ("contour", "contour_bone")
+
+
+def _meta(source: str, spacing: tuple[float, float] | None, spacing_source: str) -> dict:
+    meta = {"filename_or_obj": source, "spacing_source": spacing_source}
+    if spacing is not None:
+        meta["pixel_spacing_mm"] = tuple(float(v) for v in spacing)
+    return meta
+
+
+class LoadSegmentationd(MapTransform):
+    """``{"image": path}`` -> ``{"image": MetaTensor (1, H, W) float32 in exactly {0, 0.5, 1}}``.
+
+    The file is read with :func:`orthogen.io.segmentation_image.read_segmentation_image` (PNG, .npy, 2D
+    NIfTI, DICOM) and checked and snapped with
+    :class:`orthogen.transforms.radiograph_segmentation.SegmentationLevels`. The MetaTensor's meta holds
+    ``filename_or_obj``, ``spacing_source`` and, when the file gives one, ``pixel_spacing_mm`` (row, col).
+
+    Args:
+        keys: the keys holding segmentation paths.
+        spatial_size: (H, W) the model needs; a file of another size is refused with one line naming the file
+            and both sizes. None: any size.
+
+    Raises InputError (one line naming the file) for an unreadable file, a wrong size or off-level values.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", spatial_size: Sequence[int] | None = (64, 64),
+                 allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.levels = SegmentationLevels(spatial_size)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            segmentation = read_segmentation_image(d[key])
+            image = MetaTensor(torch.from_numpy(segmentation.image[None].copy()),
+                               meta=_meta(segmentation.source, segmentation.pixel_spacing_mm,
+                                          segmentation.spacing_source))
+            d[key] = self.levels(image, segmentation.source)
+        return d
+
+
+class LoadRadiographImaged(MapTransform):
+    """``{"label": path}`` -> ``{"label": MetaTensor (1, H, W) float32 in [0, 1]}``, bone bright.
+
+    Read with :func:`orthogen.io.read_radiograph`, not MONAI's ``LoadImage``: a radiograph then reaches
+    training and evaluation exactly as it reaches the X2CT bundle (16-bit PNG / 65535, 8-bit / 255, DICOM
+    with its LUTs, one-line errors naming the file), in row-major (H, W) order (MONAI's PIL reader returns
+    (W, H) unless told otherwise, and scales nothing). The spacing is ``d[spacing_key]`` when the item has
+    one (the prepared datalist's ``pixel_spacing_mm``; PNGs carry none), else the file's.
+
+    The meta holds ``filename_or_obj``, ``spacing_source`` and ``pixel_spacing_mm`` when known.
+    """
+
+    def __init__(self, keys: KeysCollection = "label", spacing_key: str = "pixel_spacing_mm",
+                 allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.spacing_key = spacing_key
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        spacing = d.get(self.spacing_key)
+        for key in self.key_iterator(d):
+            radiograph = read_radiograph(d[key], pixel_spacing_mm=spacing)
+            d[key] = MetaTensor(torch.from_numpy(radiograph.image[None].astype(np.float32)),
+                                meta=_meta(radiograph.source, radiograph.pixel_spacing_mm, radiograph.spacing_source))
+        return d
+
+
+def segmentation_datalist(input_segmentation: str = "", dataset_dir: str | Path = "", split: str = "test",
+                          condition: str = "contour_bone", check: Callable[[dict], object] | None = None
+                          ) -> list[dict]:
+    """What to run on: one segmentation file given on the command line, else a split of the prepared dataset.
+
+    Args:
+        input_segmentation: a segmentation file; gives ``[{"image": path}]`` after ``check(item)`` (the
+            bundle passes its :class:`LoadSegmentationd`), so a bad file stops before any network is built.
+        dataset_dir: a folder prepared by :func:`orthogen.data.knee_radiograph_prepare.prepare_knee_radiographs`
+            (``datalist.json``, paths relative to it); used when ``input_segmentation`` is empty.
+        split: "training", "validation" or "test".
+        condition: which segmentation conditions the model, "contour" or "contour_bone".
+        check: called on the command-line item; ignored for the prepared split (its files were written by
+            orthogen).
+
+    Returns:
+        ``[{"image": path}]``, or for the prepared split ``[{"image": <condition PNG>, "label": <radiograph
+        PNG>, "case": ..., "angle_deg": ..., "pixel_spacing_mm": [row, col]}, ...]`` with absolute paths.
+
+    Raises InputError naming the argument or the datalist file.
+    """
+    if condition not in CONDITIONS:
+        raise InputError(f"expected one of {', '.join(CONDITIONS)}, got {condition!r}", "condition")
+    if input_segmentation:
+        item = {"image": str(input_segmentation)}
+        if check is not None:
+            check(item)
+        return [item]
+    if split not in SPLITS:
+        raise InputError(f"expected one of {', '.join(SPLITS)}, got {split!r}", "split")
+    if not str(dataset_dir):
+        raise InputError("no input segmentation and no dataset_dir; expected a segmentation file "
+                         "(input_segmentation) or a prepared dataset folder", "dataset_dir")
+    folder = Path(dataset_dir)
+    listing = folder / "datalist.json"
+    if not listing.is_file():
+        raise InputError("no datalist.json; prepare the dataset first with "
+                         "orthogen.data.knee_radiograph_prepare.prepare_knee_radiographs", folder)
+    try:
+        items = json.loads(listing.read_text())[split]
+        result = [{"image": str(folder / item[condition]), "label": str(folder / item["image"]),
+                   "case": item["case"], "angle_deg": float(item["angle_deg"]),
+                   "pixel_spacing_mm": [float(v) for v in item["pixel_spacing_mm"]]} for item in items]
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not JSON ({exc})", listing) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"expected a {split!r} list of items with keys image, {condition}, case, angle_deg and "
+                         f"pixel_spacing_mm ({type(exc).__name__}: {exc})", listing) from None
+    if not result:
+        raise InputError(f"the {split!r} split is empty", listing)
+    return result
