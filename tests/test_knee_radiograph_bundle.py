@@ -1,0 +1,120 @@
+"""The knee_radiograph_diffusion bundle run by `python -m monai.bundle`: each method trains (one epoch on a
+tiny phantom set) and the default inference config samples from what it wrote; metadata and network I/O."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from orthogen.data.case_layout import write_case
+from orthogen.data.knee_radiograph_prepare import KneeRadiographPreparation, prepare_knee_radiographs
+from orthogen.phantoms import KneePhantom
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "knee_radiograph_diffusion"
+CONFIGS = BUNDLE / "configs"
+SIZE = 32  # small images for the tests; the default network is the 64x64 one
+SMALL = ["--image_size", str(SIZE), "--batch_size", "4", "--max_epochs", "1"]
+TRAINING = {"ctm": "train_ctm.json", "csm": "train_csm.json", "unet": "train_unet.json"}
+
+
+def _bundle(run_id: str, config_files: list[str], bundle_root: Path, *overrides: str) -> str:
+    files = "[" + ",".join(f"'{CONFIGS / f}'" for f in config_files) + "]"
+    command = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", files,
+               "--bundle_root", str(bundle_root), *overrides]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=bundle_root,
+                            env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A bundle root with a prepared phantom dataset: 5 knees, 6 views each at 32x32."""
+    root = tmp_path_factory.mktemp("knee_bundle")
+    for seed in range(5):
+        p = KneePhantom.from_seed(seed).render(shape=(32, 32, 32), spacing=(4.0, 4.0, 4.0))
+        write_case(p.volume_hu, p.labels, p.affine, root / "phantoms", f"knee_{seed:04d}")
+    prepare_knee_radiographs(root / "phantoms", root / "data" / "knee_radiographs",
+                             KneeRadiographPreparation(size=SIZE, views=6))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(root):
+    """Each method trained for one epoch on the contour+bone condition."""
+    logs = {method: _bundle("training", ["inference.json", "train.json", config], root, *SMALL, "--method", method)
+            for method, config in TRAINING.items()}
+    return root, logs
+
+
+def test_each_method_trains_and_writes_its_ema_weights(trained):
+    root, logs = trained
+    for name in ("ctm_contour_bone", "csm", "unet_contour_bone"):
+        weights = torch.load(root / "models" / f"{name}.pt", weights_only=True)
+        assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+    for log in logs.values():
+        assert "Epoch[1] Complete" in log and "saved the EMA weights" in log
+    assert list((root / "runs" / "ctm_contour_bone").glob("training_state_checkpoint_epoch=1.pt"))
+
+
+@pytest.mark.parametrize("method, sampler", [("ctm", "pc"), ("csm", "ode"), ("unet", "pc")])
+def test_default_inference_loads_the_trained_weights_and_writes_a_radiograph_per_test_image(trained, method, sampler):
+    root, _ = trained
+    out = root / f"eval_{method}"
+    _bundle("inference", ["inference.json"], root, "--image_size", str(SIZE), "--method", method,
+            "--sampler", sampler, "--steps", "2", "--output_dir", str(out))
+    test_items = json.loads((root / "data" / "knee_radiographs" / "datalist.json").read_text())["test"]
+    written = sorted(out.glob("*_radiograph.png"))
+    assert len(written) == len(test_items)
+    with Image.open(written[0]) as picture:
+        assert picture.size == (SIZE, SIZE)
+
+
+def test_a_user_segmentation_gives_k_samples_a_std_map_and_a_dicom_with_spacing(trained, tmp_path):
+    import pydicom
+
+    root, _ = trained
+    segmentation = np.zeros((SIZE, SIZE), np.uint8)
+    segmentation[4:28, 8:24] = 128
+    segmentation[10:22, 12:20] = 255
+    Image.fromarray(segmentation).save(tmp_path / "knee_seg.png")
+    out = tmp_path / "out"
+    _bundle("inference", ["inference.json"], root, "--image_size", str(SIZE), "--input_segmentation",
+            str(tmp_path / "knee_seg.png"), "--samples", "2", "--sampler", "ode", "--steps", "2",
+            "--output_format", "dicom", "--output_dir", str(out))
+    names = sorted(p.name for p in out.iterdir())
+    assert "knee_seg_radiograph.png" in names and "knee_seg_std.png" in names
+    dicom = pydicom.dcmread(out / "knee_seg_radiograph.dcm")
+    assert (dicom.Rows, dicom.Columns) == (SIZE, SIZE)
+    assert "synthetic" in dicom.SeriesDescription
+
+
+def test_evaluation_writes_the_metric_table_row(trained):
+    root, _ = trained
+    log = _bundle("evaluating", ["inference.json", "evaluate.json"], root, "--image_size", str(SIZE),
+                  "--method", "unet")
+    rows = (root / "eval" / "radiograph_metrics_unet_contour_bone.csv").read_text().splitlines()
+    n_test = len(json.loads((root / "data" / "knee_radiographs" / "datalist.json").read_text())["test"])
+    assert len(rows) == 1 + n_test + 2 and "phantom" in rows[1]
+    assert "MAE" in log and "PSNR" in log
+
+
+def test_metadata_and_the_default_network_match():
+    from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
+
+    schema = REPO / "schemas" / "monai_bundle_meta_schema.json"
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema))
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.read_meta(str(CONFIGS / "metadata.json"))
+    network = parser.get_parsed_content("network_def")
+    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
+                      config_file=str(CONFIGS / "inference.json"), n=1, any=8, extra_forward_args={"sigma": 1.0},
+                      device="cpu")
+    assert sum(p.numel() for p in network.parameters() if p.requires_grad) == 2_478_017  # CTM, 64x64
