@@ -118,3 +118,11 @@ def test_metadata_and_the_default_network_match():
                       config_file=str(CONFIGS / "inference.json"), n=1, any=8, extra_forward_args={"sigma": 1.0},
                       device="cpu")
     assert sum(p.numel() for p in network.parameters() if p.requires_grad) == 2_478_017  # CTM, 64x64
+
+
+def test_training_resumes_from_its_training_state(trained, tmp_path):
+    root, _ = trained
+    state = root / "runs" / "ctm_contour_bone" / "training_state_checkpoint_epoch=1.pt"
+    log = _bundle("training", ["inference.json", "train.json", "train_ctm.json"], root, *SMALL,
+                  "--resume_from", str(state), "--output_dir", str(tmp_path / "runs"))
+    assert f"Restored all variables from {state}" in log and "Epoch[1] Complete" in log
