@@ -86,6 +86,11 @@ _FILES = {
     "xray_png": "ap.png",  # a PNG radiograph (no spacing in the file)
     "weights_other": "other_weights.pt",  # a state dict of another network
     "weights_text": "weights.pt.txt",  # a text file as the weights
+    # segmentations for knee_radiograph_diffusion (levels 0 / 128 / 255 = 0 / 0.5 / 1)
+    "seg": "knee_seg.png",  # a good 64 x 64 segmentation
+    "seg_small": "small_seg.png",  # 48 x 48: not the model's size
+    "seg_off_level": "off_level_seg.png",  # 64 x 64 with a value of 77/255
+    "seg_text": "notes_seg.png",  # a text file named .png
 }
 
 
@@ -168,6 +173,15 @@ def _make_radiograph_inputs(inputs: Inputs) -> None:
     Image.fromarray((disk / 3000 * 255).astype(np.uint8)).save(inputs.xray_png)
     torch.save({"conv.weight": torch.zeros(4, 2, 3, 3)}, inputs.weights_other)
     inputs.weights_text.write_text("not weights\n")
+    segmentation = np.zeros((64, 64), np.uint8)
+    segmentation[8:56, 16:48] = 128
+    segmentation[20:44, 24:40] = 255
+    Image.fromarray(segmentation).save(inputs.seg)
+    Image.fromarray(segmentation[:48, :48]).save(inputs.seg_small)
+    off_level = segmentation.copy()
+    off_level[30:34, 30:34] = 77
+    Image.fromarray(off_level).save(inputs.seg_off_level)
+    inputs.seg_text.write_text("segmentation of the left knee\n" * 10)
 
 
 # ---------------------------------------------------------------- the table
@@ -310,6 +324,20 @@ def _x2ct_inference(ap: str = "dx_ap", lateral: str | None = "dx_lateral", *args
     return command
 
 
+KNEE_BUNDLE = REPO / "bundles" / "knee_radiograph_diffusion"
+
+
+def _knee_inference(segmentation: str, *args) -> Callable[[Inputs, Path], list[str]]:
+    """The documented ``python -m monai.bundle run inference`` of knee_radiograph_diffusion on one input."""
+    return lambda f, out: [sys.executable, "-m", "monai.bundle", "run", "inference", "--config_file",
+                           "configs/inference.json", "--bundle_root", ".", "--output_dir", out,
+                           "--input_segmentation", getattr(f, segmentation), *args]
+
+
+def _in_knee_bundle(_: Inputs) -> Path:
+    return KNEE_BUNDLE
+
+
 def bundle_error(fragment: str) -> str:
     """A bundle's one error line (printed by ``orthogen.errors.report_input_errors_in_one_line``)."""
     return rf"^error: .*{fragment}"
@@ -339,6 +367,19 @@ BUNDLE_ROWS: list[BadInput] = [
              bundle_error(r"other_weights\.pt: the weights do not fit the configured network: .*; they fit none of "
                           r"this bundle's presets \(the default network, configs/paper_scale\.json\)$"),
              cwd=_in_x2ct_bundle),
+    BadInput("knee-segmentation-wrong-size", _knee_inference("seg_small"),
+             bundle_error(r"small_seg\.png: expected a 64x64 segmentation \(the model's size\), got 48x48"),
+             cwd=_in_knee_bundle),
+    BadInput("knee-segmentation-off-level", _knee_inference("seg_off_level"),
+             bundle_error(r"off_level_seg\.png: 16 pixels are not 0, 0\.5 or 1"), cwd=_in_knee_bundle),
+    BadInput("knee-segmentation-empty", _knee_inference("empty"), bundle_error(r"empty\.nii\.gz: file is empty"),
+             cwd=_in_knee_bundle),
+    BadInput("knee-segmentation-text", _knee_inference("seg_text"), bundle_error(r"notes_seg\.png: "),
+             cwd=_in_knee_bundle),
+    BadInput("knee-method-unknown", _knee_inference("seg", "--method", "gan"),
+             bundle_error(r"method: expected one of ctm, csm, unet, got 'gan'$"), cwd=_in_knee_bundle),
+    BadInput("knee-sampler-unknown", _knee_inference("seg", "--sampler", "euler"),
+             bundle_error(r"sampler: expected one of pc, ode, got 'euler'$"), cwd=_in_knee_bundle),
     BadInput("x2ct-ap-text", _x2ct_inference("dx_text"), bundle_error(r"notes\.dcm: not a readable DICOM"),
              cwd=_in_x2ct_bundle, slow=True),
     BadInput("x2ct-ap-truncated", _x2ct_inference("dx_truncated"), bundle_error(r"truncated\.dcm: "),
