@@ -129,44 +129,22 @@ def make_inputs(folder: Path) -> Inputs:
     return inputs
 
 
-def _dx(path: Path, pixels: np.ndarray, spacing=(2.0, 2.0), photometric: str = "MONOCHROME2") -> None:
-    """A small uncompressed DX (or colour secondary capture) file."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality, ds.PatientID = generate_uid(), generate_uid(), "DX", "P"
-    colour = photometric == "RGB"
-    frames = pixels.shape[0] if pixels.ndim == 3 and not colour else 1
-    ds.Rows, ds.Columns = pixels.shape[-3:-1] if colour else pixels.shape[-2:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = (3, "RGB") if colour else (1, photometric)
-    if colour:
-        ds.PlanarConfiguration = 0
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (8, 8, 7, 0) if colour else (16, 12, 11, 0)
-    if spacing is not None:
-        ds.PixelSpacing = list(spacing)
-    ds.PixelData = pixels.astype("u1" if colour else "<u2").tobytes()
-    ds.save_as(path, write_like_original=False)
-
-
 def _make_radiograph_inputs(inputs: Inputs) -> None:
     import torch
+    from pydicom.uid import ImplicitVRLittleEndian, generate_uid
+
+    from dicom_builders import write_dx
 
     disk = np.zeros((48, 48))
     disk[np.hypot(*np.mgrid[-24:24, -24:24]) < 18] = 3000.0
-    _dx(inputs.dx_ap, disk)
-    _dx(inputs.dx_lateral, disk)
-    _dx(inputs.dx_no_spacing, disk, spacing=None)
-    _dx(inputs.dx_zero_spacing, disk, spacing=(0.0, 0.0))
-    _dx(inputs.dx_rgb, np.repeat(disk[..., None] / 16, 3, axis=-1), photometric="RGB")
-    _dx(inputs.dx_frames, np.stack([disk] * 3))
+    grey = disk.astype("<u2")  # 12 bits stored; each file an Implicit VR DX of its own study, patient "P"
+    dx = {"transfer_syntax": ImplicitVRLittleEndian, "PatientID": "P"}
+    for path, pixels, spacing in ((inputs.dx_ap, grey, (2.0, 2.0)), (inputs.dx_lateral, grey, (2.0, 2.0)),
+                                  (inputs.dx_no_spacing, grey, None), (inputs.dx_zero_spacing, grey, (0.0, 0.0)),
+                                  (inputs.dx_frames, np.stack([grey] * 3), (2.0, 2.0))):
+        write_dx(path, pixels, bits_stored=12, pixel_spacing=spacing, study_uid=generate_uid(), **dx)
+    write_dx(inputs.dx_rgb, np.repeat(disk[..., None] / 16, 3, axis=-1).astype("u1"), photometric="RGB",
+             pixel_spacing=(2.0, 2.0), study_uid=generate_uid(), **dx)
     inputs.dx_text.write_text("AP view of the lumbar spine, see report.\n" * 10)
     whole = inputs.dx_ap.read_bytes()
     inputs.dx_truncated.write_bytes(whole[: len(whole) // 2])

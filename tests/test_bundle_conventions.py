@@ -3,9 +3,7 @@ each config block written once, weights that do not fit stop with one line, X2CT
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,30 +13,26 @@ from orthogen.data.x2ct_prepare import X2CTPreparation, prepare_x2ct_dataset
 from orthogen.engines import LinearDecayLR, linear_decay_factor
 from orthogen.io import write_png
 
+from bundle_runs import run_bundle
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = sorted(p for p in (REPO / "bundles").iterdir() if (p / "configs" / "inference.json").is_file())
 X2CT = REPO / "bundles" / "spine_x2ct_gan"
 
 
-def _run(run_id: str, configs: list[Path], bundle_root: Path, *overrides: str) -> subprocess.CompletedProcess:
-    files = "[" + ",".join(f"'{c}'" for c in configs) + "]"
-    command = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", files,
-               "--meta_file", str(configs[0].parent / "metadata.json"),
-               "--logging_file", str(configs[0].parent / "logging.conf"), "--bundle_root", str(bundle_root),
-               *overrides]
-    return subprocess.run(command, capture_output=True, text=True, cwd=bundle_root,
-                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+def _run(run_id: str, config_files: list[str], bundle_root: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """An X2CT bundle run with its metadata.json and logging.conf; any exit status."""
+    return run_bundle(X2CT / "configs", run_id, config_files, bundle_root, *overrides, meta_and_logging=True)
 
 
-def _train_one_iteration_then_infer(root: Path, spine_phantom_root: Path, size: int, preset: list[Path]) -> Path:
+def _train_one_iteration_then_infer(root: Path, spine_phantom_root: Path, size: int, preset: list[str]) -> Path:
     prepare_x2ct_dataset(spine_phantom_root, root / "data" / "x2ct", X2CTPreparation(size=size))
-    configs = X2CT / "configs"
-    trained = _run("training", [configs / "inference.json", configs / "train.json", *preset], root,
+    trained = _run("training", ["inference.json", "train.json", *preset], root,
                    "--max_epochs", "1", "--train#trainer#epoch_length", "1")
     assert trained.returncode == 0, trained.stderr[-4000:]
     checkpoints = list((root / "models").glob("*.pt"))
     assert len(checkpoints) == 1
-    inferred = _run("inference", [configs / "inference.json", *preset], root)
+    inferred = _run("inference", ["inference.json", *preset], root)
     assert inferred.returncode == 0, inferred.stderr[-4000:]
     return checkpoints[0]
 
@@ -54,18 +48,17 @@ def test_default_training_writes_weights_that_default_inference_loads(tmp_path, 
 @pytest.mark.slow
 def test_paper_scale_training_writes_weights_that_paper_scale_inference_loads(tmp_path, spine_phantom_root):
     checkpoint = _train_one_iteration_then_infer(tmp_path, spine_phantom_root, 128,
-                                                 [X2CT / "configs" / "paper_scale.json"])
+                                                 ["paper_scale.json"])
     assert checkpoint.name == "model_paper_scale.pt"
     assert list((tmp_path / "eval").glob("*_ct.nii.gz"))
 
 
 def test_shipped_weights_under_the_paper_scale_network_stop_with_one_line_naming_the_fitting_preset(tmp_path):
-    configs = X2CT / "configs"
     disk = np.zeros((64, 64))
     disk[np.hypot(*np.mgrid[-32:32, -32:32]) < 24] = 0.8
     views = [write_png(disk, tmp_path / "inputs" / f"{view}.png", bit_depth=16) for view in ("ap", "lateral")]
     out = tmp_path / "out"
-    result = _run("inference", [configs / "inference.json", configs / "paper_scale.json"], X2CT,
+    result = _run("inference", ["inference.json", "paper_scale.json"], X2CT,
                   "--ckpt_path", str(X2CT / "models" / "model.pt"), "--output_dir", str(out),
                   "--input_ap", str(views[0]), "--input_lateral", str(views[1]), "--pixel_spacing", "2.0")
     assert result.returncode != 0 and "Traceback" not in result.stderr

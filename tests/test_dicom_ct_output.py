@@ -13,14 +13,15 @@ import pydicom
 import pytest
 from monai.transforms import EnsureChannelFirst, Orientation
 from nibabel.affines import apply_affine
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from orthogen.data.biplanar_input import view_aligned_affine
 from orthogen.errors import InputError
 from orthogen.io import read_ct, reorient_to_dicom_axial, write_dicom_ct_series
 
-DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
+from dicom_builders import dx_dataset
+
 AIR_HU, MARKER_HU, TOP_HU = -1000.0, 1500.0, 800.0
 
 
@@ -106,25 +107,10 @@ def test_written_series_reads_back_with_the_documented_reorientation(tmp_path, n
 
 def dx_reference(**overrides) -> Dataset:
     """A DX radiograph dataset of an existing study, as a modality would send it."""
-    file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = DX_FOR_PRESENTATION
-    file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = file_meta
-    ds.SOPClassUID, ds.SOPInstanceUID = DX_FOR_PRESENTATION, file_meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Doe^Jane", "PAT-0042", "19700101", "F"
-    ds.StudyDate, ds.StudyTime, ds.StudyID = "20260105", "101500", "S17"
-    ds.AccessionNumber, ds.ReferringPhysicianName, ds.StudyDescription = "ACC123", "House^Greg", "Lumbar spine"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 8, 8, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = np.zeros((8, 8), np.uint16).tobytes()
-    for keyword, value in overrides.items():
-        setattr(ds, keyword, value)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    return ds
+    return dx_dataset(np.zeros((8, 8), np.uint16), bits_stored=12, study_uid=generate_uid(),
+                      PatientName="Doe^Jane", PatientID="PAT-0042", PatientBirthDate="19700101", PatientSex="F",
+                      StudyDate="20260105", StudyTime="101500", StudyID="S17", AccessionNumber="ACC123",
+                      ReferringPhysicianName="House^Greg", StudyDescription="Lumbar spine", **overrides)
 
 
 @pytest.mark.parametrize("as_file", [False, True])

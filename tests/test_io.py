@@ -16,15 +16,15 @@ import pytest
 import torch
 from monai.transforms import EnsureChannelFirst, Orientation
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from pydicom.uid import JPEGLSLossless
 
 from orthogen.errors import InputError
 from orthogen.io import (Radiograph, read_ct, read_radiograph, reorient_to_dicom_axial, write_dicom_ct_series,
                          write_nifti, write_png)
 
-DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
+from dicom_builders import write_dx
+
 SPACING = (0.8, 0.7, 2.5)
 ORIGIN = (-12.3, 45.6, -78.9)
 
@@ -193,36 +193,6 @@ def test_detached_nrrd_in_ras_keeps_its_affine(tmp_path):
 # --------------------------------------------------------------------------- radiographs
 
 
-def radiograph_dicom(path, stored: np.ndarray, *, photometric="MONOCHROME2", bits_stored=None,
-                     transfer_syntax=ExplicitVRLittleEndian, **tags):
-    """A single-frame DX file with unsigned pixels ``stored`` (uint8 or uint16)."""
-    file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = DX_FOR_PRESENTATION
-    file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    file_meta.TransferSyntaxUID = transfer_syntax
-    ds = Dataset()
-    ds.file_meta = file_meta
-    ds.SOPClassUID, ds.SOPInstanceUID = DX_FOR_PRESENTATION, file_meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = stored.shape[-2:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    bits = stored.dtype.itemsize * 8
-    ds.BitsAllocated, ds.BitsStored = bits, bits_stored or bits
-    ds.HighBit, ds.PixelRepresentation = ds.BitsStored - 1, 0
-    if stored.ndim == 3:
-        ds.NumberOfFrames = stored.shape[0]
-    for keyword, value in tags.items():
-        setattr(ds, keyword, value)
-    if transfer_syntax.is_compressed:
-        ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7" + bytes(64)])
-        ds["PixelData"].is_undefined_length = True
-    else:
-        ds.PixelData = stored.tobytes()
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.save_as(path, write_like_original=False)
-    return path
-
-
 def bone_pattern(shape=(16, 20)) -> np.ndarray:
     """Attenuation-like pattern in [0,1]: a soft-tissue ramp with a bright 'bone' block."""
     rows, cols = np.mgrid[:shape[0], :shape[1]]
@@ -237,10 +207,10 @@ def test_monochrome1_and_monochrome2_give_the_same_bone_bright_image(tmp_path, d
     top = 2 ** bits_stored - 1
     attenuation = np.rint(bone_pattern() * top).astype(dtype)
     spacing = {"ImagerPixelSpacing": [0.2, 0.3]}
-    mono2 = radiograph_dicom(tmp_path / "m2.dcm", attenuation, photometric="MONOCHROME2",
-                             bits_stored=bits_stored, **spacing)
-    mono1 = radiograph_dicom(tmp_path / "m1.dcm", (top - attenuation).astype(dtype),
-                             photometric="MONOCHROME1", bits_stored=bits_stored, **spacing)
+    mono2 = write_dx(tmp_path / "m2.dcm", attenuation, photometric="MONOCHROME2",
+                     bits_stored=bits_stored, **spacing)
+    mono1 = write_dx(tmp_path / "m1.dcm", (top - attenuation).astype(dtype),
+                     photometric="MONOCHROME1", bits_stored=bits_stored, **spacing)
     expected = attenuation / top
     for path in (mono1, mono2):
         radiograph = read_radiograph(path)
@@ -254,9 +224,9 @@ def test_monochrome1_and_monochrome2_give_the_same_bone_bright_image(tmp_path, d
 def test_rescale_then_window_are_applied(tmp_path):
     stored = np.arange(16 * 20, dtype=np.uint16).reshape(16, 20) * 10  # 0..3190
     center, width, slope, intercept = 1500.0, 2001.0, 2.0, -1000.0
-    path = radiograph_dicom(tmp_path / "w.dcm", stored, bits_stored=12, RescaleSlope=slope,
-                            RescaleIntercept=intercept, WindowCenter=center, WindowWidth=width,
-                            PixelSpacing=[0.5, 0.5])
+    path = write_dx(tmp_path / "w.dcm", stored, bits_stored=12, RescaleSlope=slope,
+                    RescaleIntercept=intercept, WindowCenter=center, WindowWidth=width,
+                    PixelSpacing=[0.5, 0.5])
     values = slope * stored + intercept  # -1000..5380: below and above the window [500, 2500]
     expected = np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)  # DICOM linear VOI
     radiograph = read_radiograph(path)
@@ -267,14 +237,14 @@ def test_rescale_then_window_are_applied(tmp_path):
 
 def test_pixel_spacing_wins_and_missing_spacing_is_none(tmp_path):
     image = np.rint(bone_pattern() * 255).astype(np.uint8)
-    both = radiograph_dicom(tmp_path / "both.dcm", image, ImagerPixelSpacing=[0.15, 0.16],
-                            PixelSpacing=[0.1, 0.1])
+    both = write_dx(tmp_path / "both.dcm", image, ImagerPixelSpacing=[0.15, 0.16],
+                    PixelSpacing=[0.1, 0.1])
     assert read_radiograph(both).pixel_spacing_mm == (0.1, 0.1)
-    zero_imager = radiograph_dicom(tmp_path / "zero.dcm", image, ImagerPixelSpacing=[0, 0],
-                                   PixelSpacing=[0.12, 0.13])
+    zero_imager = write_dx(tmp_path / "zero.dcm", image, ImagerPixelSpacing=[0, 0],
+                           PixelSpacing=[0.12, 0.13])
     assert read_radiograph(zero_imager).pixel_spacing_mm == (0.12, 0.13)
 
-    none = radiograph_dicom(tmp_path / "nospacing.dcm", image)
+    none = write_dx(tmp_path / "nospacing.dcm", image)
     assert read_radiograph(none).pixel_spacing_mm is None
     radiograph = read_radiograph(none, pixel_spacing_mm=(0.25, 0.4))
     assert radiograph.pixel_spacing_mm == (0.25, 0.4)
@@ -382,7 +352,7 @@ def test_truncated_or_corrupt_files(tmp_path):
     write_png(bone_pattern(), tmp_path / "full.png")
     expect_input_error(read_radiograph, truncated_copy(tmp_path / "full.png", tmp_path / "cut.png"))
 
-    radiograph_dicom(tmp_path / "full.dcm", np.zeros((64, 64), np.uint16), bits_stored=12)
+    write_dx(tmp_path / "full.dcm", np.zeros((64, 64), np.uint16), bits_stored=12)
     expect_input_error(read_radiograph, truncated_copy(tmp_path / "full.dcm", tmp_path / "cut.dcm", 0.9),
                        "pixel data")
     (tmp_path / "junk.dcm").write_bytes(b"this is not a DICOM file" * 10)
@@ -399,15 +369,15 @@ def test_wrong_dimensionality(tmp_path):
     expect_input_error(read_radiograph, tmp_path / "ct3d.nii.gz", "2D")
     np.save(tmp_path / "stack.npy", np.zeros((2, 8, 8)))
     expect_input_error(read_radiograph, tmp_path / "stack.npy", "2D")
-    frames = radiograph_dicom(tmp_path / "frames.dcm", np.zeros((3, 8, 8), np.uint8), NumberOfFrames=3)
+    frames = write_dx(tmp_path / "frames.dcm", np.zeros((3, 8, 8), np.uint8), NumberOfFrames=3)
     expect_input_error(read_radiograph, frames, "2D")
     np.save(tmp_path / "bright.npy", np.full((4, 4), 2.0))
     expect_input_error(read_radiograph, tmp_path / "bright.npy", r"\[0, 1\]")
 
 
 def test_compressed_dicom_without_decoder_names_the_transfer_syntax(tmp_path):
-    path = radiograph_dicom(tmp_path / "jpegls.dcm", np.zeros((8, 8), np.uint16),
-                            transfer_syntax=JPEGLSLossless)
+    path = write_dx(tmp_path / "jpegls.dcm", np.zeros((8, 8), np.uint16),
+                    transfer_syntax=JPEGLSLossless)
     expect_input_error(read_radiograph, path, "JPEG-LS")
 
     write_dicom_ct_series(hu_volume((6, 5, 4)), ras_affine(), tmp_path / "series")

@@ -1,9 +1,7 @@
 """The knee_radiograph_diffusion bundle run by `python -m monai.bundle`: each method trains (one epoch on a
 tiny phantom set) and the default inference config samples from what it wrote; metadata and network I/O."""
 import json
-import os
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,8 @@ from orthogen.data.case_layout import write_case
 from orthogen.data.knee_radiograph_prepare import KneeRadiographPreparation, prepare_knee_radiographs
 from orthogen.phantoms import KneePhantom
 
+from bundle_runs import bundle_log
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "knee_radiograph_diffusion"
 CONFIGS = BUNDLE / "configs"
@@ -23,14 +23,7 @@ SMALL = ["--image_size", str(SIZE), "--batch_size", "4", "--max_epochs", "1"]
 TRAINING = {"ctm": "train_ctm.json", "csm": "train_csm.json", "unet": "train_unet.json"}
 
 
-def _bundle(run_id: str, config_files: list[str], bundle_root: Path, *overrides: str) -> str:
-    files = "[" + ",".join(f"'{CONFIGS / f}'" for f in config_files) + "]"
-    command = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", files,
-               "--bundle_root", str(bundle_root), *overrides]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=bundle_root,
-                            env={**os.environ, "OMP_NUM_THREADS": "2"})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout + result.stderr
+_bundle = partial(bundle_log, CONFIGS)  # _bundle(run_id, config_files, bundle_root, *overrides) -> log
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,15 @@ import pydicom
 import pydicom.config
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_pixel_data_frame
-from pydicom.uid import (UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLosslessP14, JPEGLosslessSV1,
-                         JPEGLSLossless, RLELossless, generate_uid)
+from pydicom.uid import UID, JPEG2000Lossless, JPEGLosslessP14, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 
 from orthogen.errors import InputError
 from orthogen.io import Radiograph, read_radiograph
 from orthogen.io.dicom_file import decode_pixel_array, decoders_for, read_dicom_file
 
-DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
+from dicom_builders import write_dx
+
 #: transfer syntax -> the name of gdcm.TransferSyntax's constant that encodes it (all lossless).
 GDCM_SYNTAXES = {
     JPEGLosslessSV1: "JPEGLosslessProcess14_1",
@@ -72,35 +71,6 @@ def decode_with_each_decoder(path: Path) -> dict[str, np.ndarray]:
         arrays[name] = dataset.pixel_array
     assert arrays, f"no decoder decoded {path.name}"
     return arrays
-
-
-def dx_file(path: Path, stored: np.ndarray, *, bits_stored=None, photometric="MONOCHROME2", **tags) -> Path:
-    """An uncompressed DX file with unsigned pixels ``stored`` ((rows, cols) or (frames, rows, cols);
-    (rows, cols, 3) makes an RGB file); ``tags`` are set as given."""
-    file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = DX_FOR_PRESENTATION
-    file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = file_meta
-    ds.SOPClassUID, ds.SOPInstanceUID = DX_FOR_PRESENTATION, file_meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    rgb = stored.ndim == 3 and stored.shape[-1] == 3 and photometric == "RGB"
-    ds.Rows, ds.Columns = stored.shape[:2] if rgb else stored.shape[-2:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = (3, "RGB") if rgb else (1, photometric)
-    if rgb:
-        ds.PlanarConfiguration = 0
-    elif stored.ndim == 3:
-        ds.NumberOfFrames = stored.shape[0]
-    bits = stored.dtype.itemsize * 8
-    ds.BitsAllocated, ds.BitsStored = bits, bits_stored or bits
-    ds.HighBit, ds.PixelRepresentation = ds.BitsStored - 1, 0
-    for keyword, value in tags.items():
-        setattr(ds, keyword, value)
-    ds.PixelData = stored.tobytes()
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.save_as(path, write_like_original=False)
-    return path
 
 
 def gdcm_transcode(source: Path, target: Path, transfer_syntax) -> Path:
@@ -215,8 +185,8 @@ def test_read_radiograph_reads_a_lossy_jpeg_extended_file(tmp_path):
 @pytest.mark.parametrize("transfer_syntax", list(GDCM_SYNTAXES), ids=lambda uid: uid.name)
 def test_dx_compressed_here_reads_exactly_like_the_uncompressed_file(tmp_path, transfer_syntax):
     stored = twelve_bit_pattern()
-    plain = dx_file(tmp_path / "plain.dcm", stored, bits_stored=12, photometric="MONOCHROME1",
-                    ImagerPixelSpacing=[0.139, 0.14], EstimatedRadiographicMagnificationFactor=1.1)
+    plain = write_dx(tmp_path / "plain.dcm", stored, bits_stored=12, photometric="MONOCHROME1",
+                     ImagerPixelSpacing=[0.139, 0.14], EstimatedRadiographicMagnificationFactor=1.1)
     compressed = gdcm_transcode(plain, tmp_path / "compressed.dcm", transfer_syntax)
     if transfer_syntax == JPEGLosslessSV1:
         assert jpeg_lossless_predictor(compressed) == 1
@@ -270,7 +240,7 @@ def test_transfer_syntax_without_decoder_is_one_line_naming_it(tmp_path, uid, sh
 
 
 def test_corrupt_compressed_data_is_one_line_naming_the_syntax(tmp_path):
-    path = dx_file(tmp_path / "corrupt.dcm", twelve_bit_pattern(), bits_stored=12)
+    path = write_dx(tmp_path / "corrupt.dcm", twelve_bit_pattern(), bits_stored=12)
     dataset = pydicom.dcmread(path)
     dataset.file_meta.TransferSyntaxUID = JPEGLosslessSV1
     dataset.PixelData = encapsulate([b"\xff\xd8\xff\xc3" + bytes(64)])
@@ -293,13 +263,13 @@ def test_rgb_dicom_is_refused_in_one_line(tmp_path):
                            match=r"colour DICOM \(SamplesPerPixel 3, PhotometricInterpretation YBR_FULL\); "
                                  r"expected a grayscale radiograph")
     assert "SC_rgb_jpeg_dcmtk.dcm" in str(error)
-    rgb = dx_file(tmp_path / "rgb.dcm", np.zeros((8, 8, 3), np.uint8), photometric="RGB")
+    rgb = write_dx(tmp_path / "rgb.dcm", np.zeros((8, 8, 3), np.uint8), photometric="RGB")
     one_line_error(read_radiograph, rgb, match=r"rgb\.dcm: colour DICOM \(SamplesPerPixel 3, "
                                                r"PhotometricInterpretation RGB\)")
 
 
 def test_palette_colour_dicom_is_refused_in_one_line(tmp_path):
-    path = dx_file(tmp_path / "palette.dcm", np.zeros((8, 8), np.uint8), photometric="PALETTE COLOR")
+    path = write_dx(tmp_path / "palette.dcm", np.zeros((8, 8), np.uint8), photometric="PALETTE COLOR")
     one_line_error(read_radiograph, path, match=r"palette\.dcm: PhotometricInterpretation PALETTE COLOR; "
                                                 r"expected a grayscale radiograph")
 
@@ -307,10 +277,10 @@ def test_palette_colour_dicom_is_refused_in_one_line(tmp_path):
 def test_multi_frame_dicom_is_refused_in_one_line(tmp_path):
     one_line_error(read_radiograph, copied("rtdose_rle.dcm", tmp_path),
                    match=r"rtdose_rle\.dcm: multi-frame DICOM \(NumberOfFrames 15\); expected a single-frame")
-    frames = dx_file(tmp_path / "frames.dcm", np.zeros((3, 8, 8), np.uint16), bits_stored=12,
-                     PixelSpacing=[0.2, 0.2])
+    frames = write_dx(tmp_path / "frames.dcm", np.zeros((3, 8, 8), np.uint16), bits_stored=12,
+                      PixelSpacing=[0.2, 0.2])
     one_line_error(read_radiograph, frames, match=r"multi-frame DICOM \(NumberOfFrames 3\)")
-    one_frame = dx_file(tmp_path / "one_frame.dcm", np.zeros((1, 8, 8), np.uint16), bits_stored=12)
+    one_frame = write_dx(tmp_path / "one_frame.dcm", np.zeros((1, 8, 8), np.uint16), bits_stored=12)
     assert read_radiograph(one_frame).image.shape == (8, 8)  # NumberOfFrames 1 is a single image
 
 
@@ -318,7 +288,7 @@ def test_multi_frame_dicom_is_refused_in_one_line(tmp_path):
 
 
 def small_dx(path: Path, **tags) -> Path:
-    return dx_file(path, twelve_bit_pattern((8, 6)), bits_stored=12, **tags)
+    return write_dx(path, twelve_bit_pattern((8, 6)), bits_stored=12, **tags)
 
 
 def test_pixel_spacing_wins_over_imager_pixel_spacing(tmp_path):

@@ -10,12 +10,13 @@ import pytest
 import torch
 from monai.data import MetaTensor
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
 
 from orthogen.data.segmentation_input import LoadRadiographImaged, LoadSegmentationd, segmentation_datalist
 from orthogen.errors import InputError
 from orthogen.io import read_segmentation_image, segmentation_stem, write_png
+
+from dicom_builders import write_dx
 
 SIZE = (8, 12)
 
@@ -30,27 +31,8 @@ def levels() -> np.ndarray:
 
 def dicom_image(path: Path, stored: np.ndarray, *, bits: int = 8, **tags) -> Path:
     """An uncompressed single- or multi-frame grayscale Secondary Capture file of unsigned ``stored``."""
-    file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = file_meta
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientID, ds.PatientName, ds.Modality = "KNEE01", "Knee^Test", "OT"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape[-2:]
-    if stored.ndim == 3:
-        ds.NumberOfFrames = stored.shape[0]
-    ds.BitsAllocated = ds.BitsStored = bits
-    ds.HighBit, ds.PixelRepresentation = bits - 1, 0
-    for keyword, value in tags.items():
-        setattr(ds, keyword, value)
-    ds.PixelData = stored.astype(np.uint8 if bits == 8 else "<u2").tobytes()
-    ds.save_as(path, write_like_original=False)
-    return path
+    return write_dx(path, stored.astype(np.uint8 if bits == 8 else "<u2"), sop_class=SecondaryCaptureImageStorage,
+                    modality="OT", study_uid=generate_uid(), PatientID="KNEE01", PatientName="Knee^Test", **tags)
 
 
 def load(path, spatial_size=SIZE) -> MetaTensor:

@@ -3,14 +3,19 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydicom.uid import ImplicitVRLittleEndian
 
 from orthogen.data.x2ct_hdf5 import read_x2ct_case
 from orthogen.data.x2ct_prepare import X2CTPreparation, prepare_x2ct_dataset
 from orthogen.io import read_ct, write_png
+
+from bundle_runs import bundle_log
+from dicom_builders import write_dx
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "spine_x2ct_gan" / "configs"
@@ -18,14 +23,7 @@ SIZE = 32  # the default (phantom-trained) network's cube
 TRAINING = ["inference.json", "train.json"]  # training is an overlay on the bundle's base config
 
 
-def _bundle(run_id: str, config_files: list[str], bundle_root: Path, *overrides: str) -> str:
-    files = "[" + ",".join(f"'{CONFIGS / f}'" for f in config_files) + "]"
-    command = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", files,
-               "--bundle_root", str(bundle_root), *overrides]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=bundle_root,
-                            env={**os.environ, "OMP_NUM_THREADS": "2"})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout + result.stderr
+_bundle = partial(bundle_log, CONFIGS)  # _bundle(run_id, config_files, bundle_root, *overrides) -> log
 
 
 @pytest.fixture(scope="module")
@@ -107,27 +105,12 @@ def test_multi_process_training_with_gloo_on_cpu(trained, tmp_path):
 
 
 def _dx_file(path: Path, image: np.ndarray, spacing_mm: float | None, study_uid: str, view: str) -> Path:
-    """A DX radiograph (uint16, MONOCHROME2, PixelSpacing) of ``image`` in [0, 1], in study ``study_uid``."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, generate_uid()
-    ds.PatientID, ds.PatientName, ds.AccessionNumber = "PHANTOM-7", "Phantom^Spine", "ACC123"
-    ds.StudyDate, ds.StudyTime, ds.Modality, ds.ViewPosition = "20261201", "101500", "DX", view
-    ds.Rows, ds.Columns = image.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    if spacing_mm is not None:
-        ds.PixelSpacing = [spacing_mm, spacing_mm]
-    ds.PixelData = np.round(image * 4095).astype("<u2").tobytes()
-    ds.save_as(path, write_like_original=False)
-    return path
+    """A DX radiograph (uint16, MONOCHROME2, PixelSpacing; Implicit VR) of ``image`` in [0, 1], in study
+    ``study_uid``."""
+    return write_dx(path, np.round(image * 4095).astype("<u2"), bits_stored=12,
+                    pixel_spacing=None if spacing_mm is None else [spacing_mm, spacing_mm], study_uid=study_uid,
+                    transfer_syntax=ImplicitVRLittleEndian, PatientID="PHANTOM-7", PatientName="Phantom^Spine",
+                    AccessionNumber="ACC123", StudyDate="20261201", StudyTime="101500", ViewPosition=view)
 
 
 def test_inference_from_dicom_radiographs_writes_a_dicom_series_in_their_study(tmp_path, spine_phantom_root):
