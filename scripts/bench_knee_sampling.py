@@ -3,7 +3,9 @@
 Both samplers run in one process on the same test images of the bundle's prepared dataset (phantom
 knees unless you prepared real CTs), from the same trained CTM weights and the same seed, and the
 script prints per sampler: network evaluations (NFE) per image, seconds per image, and MAE and PSNR
-(mean +- std over the images) of the generated radiographs against the real ones (DRRs).
+(mean +- std over the images) of the generated radiographs against the real ones (DRRs), beside a
+trivial baseline scored on the same images: the pixel-wise mean of the training radiographs, which
+ignores the segmentation.
 
     python scripts/bench_knee_sampling.py --bundle bundles/knee_radiograph_diffusion --images 8
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 from monai.bundle import ConfigParser
 
+from orthogen.data.segmentation_input import segmentation_datalist
 from orthogen.diffusion import SegmentationGuidedInferer
 from orthogen.metrics.radiograph import mean_std, radiograph_metrics
 
@@ -35,7 +38,18 @@ def bundle_pieces(bundle: Path, method: str, condition: str, weights: Path | Non
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     network.eval()
     datalist = parser.get_parsed_content("datalist")
-    return network, parser.get_parsed_content("sde"), parser.get_parsed_content("preprocessing"), datalist, path
+    training = segmentation_datalist("", parser.get_parsed_content("dataset_dir"), "training", condition)
+    return (network, parser.get_parsed_content("sde"), parser.get_parsed_content("preprocessing"), datalist,
+            training, path)
+
+
+def mean_training_radiograph(training: list[dict], preprocessing) -> torch.Tensor:
+    """(1, H, W): the pixel-wise mean of the training radiographs (the baseline that ignores its input)."""
+    total = None
+    for item in training:
+        label = preprocessing(item)["label"].as_tensor().double()
+        total = label if total is None else total + label
+    return (total / len(training)).float()
 
 
 def main() -> None:
@@ -52,8 +66,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    network, sde, preprocessing, datalist, weights = bundle_pieces(args.bundle, args.method, args.condition,
-                                                                   args.weights)
+    network, sde, preprocessing, datalist, training, weights = bundle_pieces(args.bundle, args.method,
+                                                                             args.condition, args.weights)
     items = [preprocessing(item) for item in datalist[: args.images]]
     segmentation = torch.stack([item["image"].as_tensor() for item in items])
     truth = [item["label"].as_tensor() for item in items]
@@ -73,6 +87,13 @@ def main() -> None:
                         "mae": mae, "psnr_db": psnr, "images": len(items), "data": args.data_label})
         print(f"{sampler:8s} {inferer.nfe:10d} {seconds:9.2f} {mae[0]:9.4f} +- {mae[1]:.4f} "
               f"{psnr[0]:8.2f} +- {psnr[1]:.2f}", flush=True)
+    baseline = mean_training_radiograph(training, preprocessing)
+    scores = [radiograph_metrics(baseline, truth[i]) for i in range(len(items))]
+    mae, psnr = (mean_std([s[key] for s in scores]) for key in ("MAE", "PSNR"))
+    results.append({"sampler": "mean training radiograph (baseline)", "nfe_per_image": 0, "seconds_per_image": 0.0,
+                    "mae": mae, "psnr_db": psnr, "images": len(items), "data": args.data_label})
+    print(f"{'baseline':8s} {0:10d} {0.0:9.2f} {mae[0]:9.4f} +- {mae[1]:.4f} {psnr[0]:8.2f} +- {psnr[1]:.2f}"
+          "   (the mean training radiograph; it ignores the segmentation)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
