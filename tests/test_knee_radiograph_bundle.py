@@ -119,3 +119,15 @@ def test_training_resumes_from_its_training_state(trained, tmp_path):
     log = _bundle("training", ["inference.json", "train.json", "train_ctm.json"], root, *SMALL,
                   "--resume_from", str(state), "--output_dir", str(tmp_path / "runs"))
     assert f"Restored all variables from {state}" in log and "Epoch[1] Complete" in log
+
+
+def test_the_default_inference_command_runs_with_the_shipped_ctm_weights(tmp_path):
+    segmentation = np.zeros((64, 64), np.uint8)
+    segmentation[8:56, 16:48] = 128
+    segmentation[20:44, 24:40] = 255
+    Image.fromarray(segmentation).save(tmp_path / "seg.png")
+    _bundle("inference", ["inference.json"], BUNDLE, "--input_segmentation", str(tmp_path / "seg.png"),
+            "--sampler", "ode", "--steps", "3", "--output_dir", str(tmp_path / "out"))
+    with Image.open(tmp_path / "out" / "seg_radiograph.png") as picture:
+        generated = np.asarray(picture, dtype=np.float64) / 65535.0
+    assert generated.shape == (64, 64) and np.isfinite(generated).all()
