@@ -49,7 +49,7 @@ spine-x2ct-model: setup
 	$(BIN)/orthogen phantom spine --seed 100 --count 80 --out output/spine_x2ct_phantoms > /dev/null
 	$(BIN)/orthogen prepare x2ct output/spine_x2ct_phantoms --out $(X2CT_BUNDLE)/data/x2ct --size 32
 	cd $(X2CT_BUNDLE) && ../../$(BIN)/python -m monai.bundle run training \
-		--config_file "['configs/inference.json','configs/train.json']" --bundle_root .
+		--config_file configs/train.json --bundle_root .
 	cd $(X2CT_BUNDLE) && ../../$(BIN)/python -m monai.bundle run evaluating \
 		--config_file "['configs/inference.json','configs/evaluate.json']" --bundle_root .
 

@@ -27,7 +27,7 @@ def _run(run_id: str, config_files: list[str], bundle_root: Path, *overrides: st
 
 def _train_one_iteration_then_infer(root: Path, spine_phantom_root: Path, size: int, preset: list[str]) -> Path:
     prepare_x2ct_dataset(spine_phantom_root, root / "data" / "x2ct", X2CTPreparation(size=size))
-    trained = _run("training", ["inference.json", "train.json", *preset], root,
+    trained = _run("training", ["train.json", *preset], root,
                    "--max_epochs", "1", "--train#trainer#epoch_length", "1")
     assert trained.returncode == 0, trained.stderr[-4000:]
     checkpoints = list((root / "models").glob("*.pt"))
@@ -84,23 +84,79 @@ def _blocks(node, where: str):
             yield from _blocks(value, f"{where}#{index}")
 
 
-@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
-def test_no_config_block_appears_twice_in_a_bundle(bundle):
-    seen: dict[str, str] = {}
-    for config in sorted((bundle / "configs").glob("*.json")):
-        if config.name == "metadata.json":
-            continue
-        for where, block in _blocks(json.loads(config.read_text()), config.name):
-            text = json.dumps(block, sort_keys=True)
-            assert text not in seen, f"{where} repeats {seen[text]}: {text[:200]}"
-            seen[text] = where
+STANDALONE = ("inference.json", "train.json")
+RUN_SPECIFIC = {
+    "output_dir": "each run writes to its own folder",
+    "require_label": "training reads the CT of each case, inference does not",
+    "preprocessing": "training reads prepared cases, inference also radiograph files with their spacing",
+}
+"""Ids both standalone configs define that may read differently, and why."""
+
+
+def _runs(bundle: Path) -> list[tuple[str, ...]]:
+    """The sets of config files merged into one run: each standalone config, its overlays, the presets."""
+    configs = {p.name for p in (bundle / "configs").glob("*.json")} - {"metadata.json"}
+    method_overlays = sorted(c for c in configs if c.startswith("train_"))
+    presets = [c for c in ("paper_scale.json",) if c in configs]
+    trainings = [("train.json", m) for m in method_overlays] or [("train.json",)]
+    runs = [("inference.json", *presets), ("inference.json", "evaluate.json", *presets)]
+    runs += [(*t, *presets) for t in trainings]
+    runs += [(*t, "multi_gpu_train.json", *presets) for t in trainings if "multi_gpu_train.json" in configs]
+    return runs
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
-def test_network_is_defined_only_in_the_base_config_and_the_presets(bundle):
+def test_no_config_block_appears_twice_in_one_run(bundle):
+    for run in _runs(bundle):
+        seen: dict[str, str] = {}
+        for name in run:
+            for where, block in _blocks(json.loads((bundle / "configs" / name).read_text()), name):
+                text = json.dumps(block, sort_keys=True)
+                assert text not in seen, f"{where} repeats {seen[text]}: {text[:200]}"
+                seen[text] = where
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_ids_both_standalone_configs_define_read_the_same(bundle):
+    inference, train = (json.loads((bundle / "configs" / name).read_text()) for name in STANDALONE)
+    differing = {key for key in inference.keys() & train.keys() if inference[key] != train[key]}
+    assert differing <= RUN_SPECIFIC.keys(), sorted(differing - RUN_SPECIFIC.keys())
+    assert {"imports", "network_preset", "network_def", "image_size", "device"} <= inference.keys() & train.keys()
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_network_def_is_written_only_in_the_standalone_configs_and_names_a_preset(bundle):
     for config in sorted((bundle / "configs").glob("*.json")):
-        defines = "network_def" in json.loads(config.read_text())
-        assert defines == (config.name in ("inference.json", "paper_scale.json")), config.name
+        content = json.loads(config.read_text())
+        assert ("network_def" in content) == (config.name in STANDALONE), config.name
+        if "network_def" in content:
+            assert content["network_def"]["preset"] == "@network_preset", config.name
+
+
+def _network_shapes(bundle: Path, files: tuple[str, ...], overrides: dict) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of ``network_def`` parsed from ``files`` (merged) with ``overrides``, on the meta device."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / name) for name in files])
+    parser.update(overrides)
+    with torch.device("meta"):
+        network = parser.get_parsed_content("network_def")
+    return {key: tuple(value.shape) for key, value in network.state_dict().items()}
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+@pytest.mark.parametrize("preset", [(), ("paper_scale.json",)], ids=["default", "paper_scale"])
+def test_training_alone_builds_the_network_inference_alone_builds(bundle, preset):
+    overlays = sorted(p.name for p in (bundle / "configs").glob("train_*.json")) or [None]
+    for overlay in overlays:
+        method = {} if overlay is None else {"method": json.loads((bundle / "configs" / overlay).read_text())["method"]}
+        trained = _network_shapes(bundle, ("train.json", *([overlay] if overlay else []), *preset), {})
+        inferred = _network_shapes(bundle, ("inference.json", *preset), method)
+        assert trained == inferred, overlay
+    default = _network_shapes(bundle, ("inference.json",), {})
+    assert (default == _network_shapes(bundle, ("inference.json", *preset), {})) == (not preset)
 
 
 def test_linear_decay_follows_the_x2ct_rule_full_for_49_epochs_then_to_exactly_zero_at_epoch_100():

@@ -41,7 +41,7 @@ def root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(root):
     """Each method trained for one epoch on the contour+bone condition."""
-    logs = {method: _bundle("training", ["inference.json", "train.json", config], root, *SMALL, "--method", method)
+    logs = {method: _bundle("training", ["train.json", config], root, *SMALL, "--method", method)
             for method, config in TRAINING.items()}
     return root, logs
 
@@ -116,7 +116,7 @@ def test_metadata_and_the_default_network_match():
 def test_training_resumes_from_its_training_state(trained, tmp_path):
     root, _ = trained
     state = root / "runs" / "ctm_contour_bone" / "training_state_checkpoint_epoch=1.pt"
-    log = _bundle("training", ["inference.json", "train.json", "train_ctm.json"], root, *SMALL,
+    log = _bundle("training", ["train.json", "train_ctm.json"], root, *SMALL,
                   "--resume_from", str(state), "--output_dir", str(tmp_path / "runs"))
     assert f"Restored all variables from {state}" in log and "Epoch[1] Complete" in log
 

@@ -8,9 +8,11 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.resnet import ResnetBlock2D
 
 from orthogen.errors import InputError
-from orthogen.networks import CPU_PRESET, PAPER_SCALE, NCSNpp, SegmentationToRadiographUNet
+from orthogen.networks import NCSNPP_PRESETS, NCSNpp, SegmentationToRadiographUNet
 from orthogen.networks.ncsnpp import count_parameters
 
+CPU_PRESET = {**NCSNPP_PRESETS["phantom_cpu"], "spatial_dims": 2, "image_size": 64}
+PAPER_SCALE = {**NCSNPP_PRESETS["paper"], "spatial_dims": 2, "image_size": 256}
 # The CPU preset at a quarter of its width: the structure tests do not need the full width.
 TINY = {**CPU_PRESET, "channels": (8, 16, 16, 16)}
 

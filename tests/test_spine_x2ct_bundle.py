@@ -20,7 +20,7 @@ from dicom_builders import write_dx
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "spine_x2ct_gan" / "configs"
 SIZE = 32  # the default (phantom-trained) network's cube
-TRAINING = ["inference.json", "train.json"]  # training is an overlay on the bundle's base config
+TRAINING = ["train.json"]
 
 
 _bundle = partial(bundle_log, CONFIGS)  # _bundle(run_id, config_files, bundle_root, *overrides) -> log

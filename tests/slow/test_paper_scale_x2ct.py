@@ -13,7 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "spine_x2ct_gan" / "
 
 def test_paper_scale_builds_the_paper_network_and_it_trains_one_step():
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / f) for f in ("inference.json", "train.json", "paper_scale.json")])
+    parser.read_config([str(CONFIGS / f) for f in ("train.json", "paper_scale.json")])
     generator = parser.get_parsed_content("network_def")
     discriminator = parser.get_parsed_content("discriminator_def")
     assert count_parameters(generator) == 61_715_633  # the reference's fused-output generator

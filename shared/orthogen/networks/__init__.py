@@ -1,17 +1,18 @@
 """Networks: the X2CT-GAN generator and discriminator; the NCSN++ score network and its U-Net baseline."""
-from orthogen.networks.ncsnpp import CPU_PRESET, PAPER_SCALE, NCSNpp, NCSNppBackbone
+from orthogen.networks.ncsnpp import NCSNPP_PRESETS, NCSNpp, NCSNppBackbone
 from orthogen.networks.segmentation_to_radiograph import METHOD_INPUT_CHANNELS, segmentation_to_radiograph_network
 from orthogen.networks.unet_baseline import SegmentationToRadiographUNet
-from orthogen.networks.x2ct_gan import X2CTDiscriminator, X2CTGenerator
+from orthogen.networks.x2ct_gan import X2CT_GENERATOR_PRESETS, X2CTDiscriminator, X2CTGenerator, x2ct_generator
 
 __all__ = [
-    "CPU_PRESET",
     "METHOD_INPUT_CHANNELS",
+    "NCSNPP_PRESETS",
     "NCSNpp",
     "NCSNppBackbone",
-    "PAPER_SCALE",
     "SegmentationToRadiographUNet",
+    "X2CT_GENERATOR_PRESETS",
     "X2CTDiscriminator",
     "X2CTGenerator",
     "segmentation_to_radiograph_network",
+    "x2ct_generator",
 ]

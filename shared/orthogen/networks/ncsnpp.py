@@ -72,7 +72,7 @@ matrices transposed into ``nn.Linear``), the outputs agree to 1e-6, and the para
 ``nf`` frequencies (``2 * nf`` features), the embedding MLP is ``2nf -> 4nf -> 4nf``, and every GroupNorm
 has ``min(C // 4, 32)`` groups.
 
-**Presets** (:data:`PAPER_SCALE`, :data:`CPU_PRESET`; the bundle configs spell the same arguments out).
+**Presets** (:data:`NCSNPP_PRESETS`, named by the bundle configs' `network_preset`).
 Parameter counts are trainable parameters (the Fourier frequencies are fixed: saved, not counted):
 
 - Paper scale, 256x256: 24,420,225 parameters with ``in_channels=2`` (CTM), 24,419,649 with
@@ -105,27 +105,16 @@ from orthogen.errors import InputError
 SKIP_RESCALE = math.sqrt(2.0)
 """NCSN++'s skip rescale: every residual and attention block returns ``(skip + branch) / sqrt(2)``."""
 
-PAPER_SCALE = dict(
-    spatial_dims=2,
-    channels=(64, 128, 128, 128, 128, 256),
-    attention_resolutions=(16,),
-    num_res_blocks=2,
-    image_size=256,
-    dropout=0.1,
-    fir=True,
-)
-"""The seed's 256x256 network (without ``in_channels``/``out_channels``)."""
-
-CPU_PRESET = dict(
-    spatial_dims=2,
-    channels=(32, 64, 64, 64),
-    attention_resolutions=(16,),
-    num_res_blocks=2,
-    image_size=64,
-    dropout=0.1,
-    fir=False,
-)
-"""The 64x64 network of the shipped phantom-trained weights, sized for CPU training."""
+NCSNPP_PRESETS: dict[str, dict] = {
+    "phantom_cpu": dict(channels=(32, 64, 64, 64), attention_resolutions=(16,), num_res_blocks=2, dropout=0.1,
+                        fir=False),
+    "paper": dict(channels=(64, 128, 128, 128, 128, 256), attention_resolutions=(16,), num_res_blocks=2,
+                  dropout=0.1, fir=True),
+}
+"""The knee radiograph bundle's backbones by name, the one place their hyperparameters are written
+(without ``image_size``, which the data sets): ``"phantom_cpu"`` is the narrow 4-level network of the
+shipped phantom-trained 64x64 weights, sized for CPU training; ``"paper"`` the seed's six-level
+NCSN++ (channels 64-256, FIR resampling) for 256x256 radiographs."""
 
 
 def group_count(channels: int) -> int:
@@ -349,7 +338,7 @@ class NCSNpp(nn.Module):
         spatial_dims: int = 2,
         in_channels: int = 2,
         out_channels: int = 1,
-        channels: Sequence[int] = PAPER_SCALE["channels"],
+        channels: Sequence[int] = NCSNPP_PRESETS["paper"]["channels"],
         attention_resolutions: Sequence[int] = (16,),
         num_res_blocks: int = 2,
         image_size: int = 256,

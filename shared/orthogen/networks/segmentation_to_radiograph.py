@@ -7,31 +7,28 @@ so training, inference and evaluation of any method build the same network.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import nn
 
 from orthogen.errors import InputError
-from orthogen.networks.ncsnpp import NCSNpp
+from orthogen.networks.ncsnpp import NCSNPP_PRESETS, NCSNpp
 from orthogen.networks.unet_baseline import SegmentationToRadiographUNet
 
 METHOD_INPUT_CHANNELS = {"ctm": 2, "csm": 1, "unet": 1}
 """Input channels per method: CTM sees [noisy image, segmentation]; CSM the noisy image; the U-Net the segmentation."""
 
 
-def segmentation_to_radiograph_network(method: str, channels: Sequence[int], attention_resolutions: Sequence[int],
-                                       num_res_blocks: int, image_size: int, dropout: float = 0.1,
-                                       fir: bool = False) -> nn.Module:
-    """``"ctm"`` / ``"csm"``: :class:`NCSNpp` with 2 / 1 input channels; ``"unet"``: the U-Net baseline.
+def segmentation_to_radiograph_network(method: str, preset: str, image_size: int) -> nn.Module:
+    """The network of ``method`` on the backbone ``preset`` (:data:`NCSNPP_PRESETS`) for ``image_size``^2 images.
 
-    The other arguments are the backbone's (see :class:`orthogen.networks.NCSNpp`); all three output
-    one channel (the radiograph's score, or the radiograph itself for the U-Net).
+    ``"ctm"`` / ``"csm"``: :class:`NCSNpp` with 2 / 1 input channels; ``"unet"``: the U-Net baseline on
+    the same backbone. All three output one channel (the radiograph's score, or the radiograph itself
+    for the U-Net).
     """
     if method not in METHOD_INPUT_CHANNELS:
         raise InputError(f"expected one of {', '.join(METHOD_INPUT_CHANNELS)}, got {method!r}", "method")
-    backbone = dict(spatial_dims=2, out_channels=1, channels=tuple(channels),
-                    attention_resolutions=tuple(attention_resolutions), num_res_blocks=num_res_blocks,
-                    image_size=image_size, dropout=dropout, fir=fir)
+    if preset not in NCSNPP_PRESETS:
+        raise InputError(f"expected one of {', '.join(NCSNPP_PRESETS)}, got {preset!r}", "network_preset")
+    backbone = dict(spatial_dims=2, out_channels=1, image_size=image_size, **NCSNPP_PRESETS[preset])
     if method == "unet":
         return SegmentationToRadiographUNet(in_channels=1, **backbone)
     return NCSNpp(in_channels=METHOD_INPUT_CHANNELS[method], **backbone)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from orthogen.errors import InputError
-from orthogen.networks.ncsnpp import PAPER_SCALE, NCSNppBackbone
+from orthogen.networks.ncsnpp import NCSNPP_PRESETS, NCSNppBackbone
 
 
 class SegmentationToRadiographUNet(nn.Module):
@@ -26,7 +26,7 @@ class SegmentationToRadiographUNet(nn.Module):
         in_channels: condition channels (1: bone contours; 2: contours + filled bones).
         out_channels: 1, the radiograph.
         channels / attention_resolutions / num_res_blocks / image_size / dropout / fir: as
-            :class:`orthogen.networks.NCSNpp` (the presets ``PAPER_SCALE`` / ``CPU_PRESET`` apply).
+            :class:`orthogen.networks.NCSNpp` (the presets ``NCSNPP_PRESETS`` apply).
 
     Forward: ``condition`` ``(B, in_channels, H, W)`` -> radiograph ``(B, out_channels, H, W)`` (no
     output activation: the L1 loss is taken on the raw output).
@@ -37,7 +37,7 @@ class SegmentationToRadiographUNet(nn.Module):
         spatial_dims: int = 2,
         in_channels: int = 1,
         out_channels: int = 1,
-        channels: Sequence[int] = PAPER_SCALE["channels"],
+        channels: Sequence[int] = NCSNPP_PRESETS["paper"]["channels"],
         attention_resolutions: Sequence[int] = (16,),
         num_res_blocks: int = 2,
         image_size: int = 256,

@@ -365,6 +365,23 @@ class X2CTGenerator(nn.Module):
         return self.head(fused)
 
 
+X2CT_GENERATOR_PRESETS: dict[str, dict] = {
+    "phantom_cpu": dict(base_channels=16, num_dense_layers=(2, 3, 3), growth_rate=8, bottleneck_width=2,
+                        decoder_channels=(16, 24, 32, 64), link_dropout=0.0),
+    "paper": {},
+}
+"""The spine bundle's generators by name, the one place their hyperparameters are written:
+``"phantom_cpu"`` is the 3-stage network of the shipped phantom-trained 32^3 weights (sized for CPU
+training), ``"paper"`` the reference's 5-stage network (:class:`X2CTGenerator`'s defaults)."""
+
+
+def x2ct_generator(preset: str, in_size: int) -> X2CTGenerator:
+    """The generator of the named preset (:data:`X2CT_GENERATOR_PRESETS`) for ``in_size``^2 radiographs."""
+    if preset not in X2CT_GENERATOR_PRESETS:
+        raise InputError(f"expected one of {', '.join(X2CT_GENERATOR_PRESETS)}, got {preset!r}", "network_preset")
+    return X2CTGenerator(in_size=in_size, **X2CT_GENERATOR_PRESETS[preset])
+
+
 class X2CTDiscriminator(nn.Module):
     """Conditional 3D PatchGAN of X2CT-GAN (LSGAN: raw logits, no sigmoid).
 
