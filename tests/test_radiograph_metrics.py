@@ -208,3 +208,25 @@ def test_read_report_summary_refuses_a_bad_csv(tmp_path):
         read_report_summary(path)
     with pytest.raises(InputError, match="not found"):
         read_report_summary(tmp_path / "missing.csv")
+
+
+def test_reports_of_one_data_label_gather_into_table_one(tmp_path, caplog):
+    table_csv = tmp_path / "table_one_phantom.csv"
+    for method, condition, offset, label in (("unet", "contour", 0.1, "phantom"), ("ctm", "contour", 0.05, "phantom"),
+                                             ("ctm", "contour_bone", 0.2, "real")):
+        handler = RadiographMetricReport(tmp_path / f"radiograph_metrics_{method}_{condition}_{label}.csv", label,
+                                         method, condition, "PC, NFE 1000",
+                                         table_one_csv=table_csv if label == "phantom" else None,
+                                         name="test_table_one")
+        with caplog.at_level(logging.INFO, logger="test_table_one"):
+            _run(handler, [[_item("a.png", [offset]), _item("b.png", [offset])]])
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")  # not a report: skipped
+    with table_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["method"], r["condition"], r["data_label"]) for r in rows] == [
+        ("unet", "contour", "phantom"), ("ctm", "contour", "phantom")]  # Table I's order; the real run not mixed in
+    assert [float(r["mae_mean"]) for r in rows] == pytest.approx([0.1, 0.05])
+    table = caplog.text[caplog.text.rindex("Table I, ours"):]  # the table after the last phantom run
+    ctm_line = next(line for line in table.splitlines() if line.startswith("CTM"))
+    assert "0.0500 +- 0.0000" in ctm_line and "—" in ctm_line
+    assert PAPER_LABEL in table

@@ -183,3 +183,15 @@ def test_datalist_of_a_prepared_split_and_its_labels(tmp_path):
     (tmp_path / "datalist.json").write_text(json.dumps({"test": [{"image": "x.png"}]}))
     with pytest.raises(InputError, match="datalist.json: expected a 'test' list of items"):
         segmentation_datalist(dataset_dir=tmp_path)
+
+
+def test_an_evenly_spaced_subset_of_the_split_spans_its_first_and_last_items(tmp_path):
+    item = {"image": "r.png", "contour": "c.png", "contour_bone": "b.png", "angle_deg": 0.0, "pixel_spacing_mm": [1, 1]}
+    test = [{**item, "case": f"leg{i // 10}", "angle_deg": float(i % 10) * 36} for i in range(30)]
+    (tmp_path / "datalist.json").write_text(json.dumps({"test": test}))
+    picked = segmentation_datalist(dataset_dir=tmp_path, images=4)
+    assert [(p["case"], p["angle_deg"]) for p in picked] == [("leg0", 0.0), ("leg1", 0.0), ("leg1", 324.0),
+                                                             ("leg2", 324.0)]  # items 0, 10, 19, 29
+    assert len(segmentation_datalist(dataset_dir=tmp_path, images=50)) == 30
+    with pytest.raises(InputError, match="^images: expected a whole number >= 1 or null, got 0"):
+        segmentation_datalist(dataset_dir=tmp_path, images=0)

@@ -93,8 +93,8 @@ class LoadRadiographImaged(MapTransform):
 
 
 def segmentation_datalist(input_segmentation: str = "", dataset_dir: str | Path = "", split: str = "test",
-                          condition: str = "contour_bone", check: Callable[[dict], object] | None = None
-                          ) -> list[dict]:
+                          condition: str = "contour_bone", check: Callable[[dict], object] | None = None,
+                          images: int | None = None) -> list[dict]:
     """What to run on: one segmentation file given on the command line, else a split of the prepared dataset.
 
     Args:
@@ -106,6 +106,8 @@ def segmentation_datalist(input_segmentation: str = "", dataset_dir: str | Path 
         condition: which segmentation conditions the model, "contour" or "contour_bone".
         check: called on the command-line item; ignored for the prepared split (its files were written by
             orthogen).
+        images: for the prepared split, this many items evenly spaced over it (every case and a spread of
+            view angles, for evaluations that cannot afford all of them); None: all.
 
     Returns:
         ``[{"image": path}]``, or for the prepared split ``[{"image": <condition PNG>, "label": <radiograph
@@ -142,4 +144,8 @@ def segmentation_datalist(input_segmentation: str = "", dataset_dir: str | Path 
                          f"pixel_spacing_mm ({type(exc).__name__}: {exc})", listing) from None
     if not result:
         raise InputError(f"the {split!r} split is empty", listing)
-    return result
+    if images is not None and (isinstance(images, bool) or not isinstance(images, int) or images < 1):
+        raise InputError(f"expected a whole number >= 1 or null, got {images!r}", "images")
+    if images is None or images >= len(result):
+        return result
+    return [result[round(i * (len(result) - 1) / max(images - 1, 1))] for i in range(images)]

@@ -17,6 +17,7 @@ stds are not transcribed here, so the paper's block shows means only.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -156,6 +157,38 @@ def format_paper_table_one() -> str:
 def table_one_beside_paper(rows: Sequence[Mapping]) -> str:
     """Our Table I (:func:`format_table_one`) followed by the paper's, each block labelled with its data."""
     return format_table_one(rows) + "\n\n" + format_paper_table_one()
+
+
+def write_table_one(report_dir: str | Path, output_csv: str | Path, data_label: str) -> str:
+    """Gather the report CSVs of ``data_label`` in ``report_dir`` into Table I: written, returned as text.
+
+    Every ``*.csv`` in the folder that reads as a report (:func:`read_report_summary`) of that data
+    label is one cell (other files are skipped); ``output_csv`` gets one row per cell (columns
+    :data:`SUMMARY_KEYS`, in Table I's order), written atomically. Returns :func:`table_one_beside_paper`.
+    """
+    from orthogen.io.atomic_write import atomic_file
+
+    output_csv = Path(output_csv)
+    rows = []
+    for path in sorted(Path(report_dir).glob("*.csv")):
+        if path.resolve() == output_csv.resolve():
+            continue
+        try:
+            summary = read_report_summary(path)
+        except InputError:
+            continue
+        if summary["data_label"] == data_label:
+            rows.append(summary)
+    order = {(m, c): i for i, (m, c) in enumerate((m, c) for m in METHODS for c in CONDITIONS)}
+    rows.sort(key=lambda row: order[(row["method"], row["condition"])])
+    text = table_one_beside_paper(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_KEYS))
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_file(output_csv) as tmp:
+        tmp.write_text(buffer.getvalue())
+    return text
 
 
 def read_report_summary(csv_path: str | Path) -> dict:

@@ -16,6 +16,7 @@ from orthogen.evaluation.radiograph_table import (
     STD_KIND,
     check_method_condition,
     format_summary_row,
+    write_table_one,
 )
 from orthogen.io.atomic_write import atomic_file
 from orthogen.metrics.radiograph import mean_std, radiograph_metrics
@@ -42,6 +43,10 @@ class RadiographMetricReport:
         method: ``"unet"``, ``"csm"`` or ``"ctm"``.
         condition: ``"contour"`` or ``"contour_bone"``.
         sampler_description: sampler and network evaluations, e.g. ``"PC, 500 steps, NFE 1000"``.
+        table_one_csv: if given, after writing its own CSV the report gathers every report CSV of the
+            same data label in ``output_csv``'s folder into the seed's Table I, writes it here and logs
+            it beside the paper's (:func:`orthogen.evaluation.radiograph_table.write_table_one`); so the
+            five evaluation runs of Table I fill one table.
         name: logger name; None: the engine's logger.
 
     Attributes:
@@ -50,7 +55,7 @@ class RadiographMetricReport:
     """
 
     def __init__(self, output_csv: str | Path, data_label: str, method: str, condition: str,
-                 sampler_description: str, name: str | None = None):
+                 sampler_description: str, table_one_csv: str | Path | None = None, name: str | None = None):
         check_method_condition(method, condition)
         for field, value in (("data_label", data_label), ("sampler_description", sampler_description)):
             if not isinstance(value, str) or not value.strip():
@@ -58,6 +63,7 @@ class RadiographMetricReport:
         self.output_csv = Path(output_csv)
         self.data_label, self.method, self.condition = data_label, method, condition
         self.sampler_description = sampler_description
+        self.table_one_csv = None if table_one_csv in (None, "") else Path(table_one_csv)
         self.logger = logging.getLogger(name or __name__)
         self._name = name
         self.images: list[str] = []
@@ -120,6 +126,9 @@ class RadiographMetricReport:
         with atomic_file(self.output_csv) as tmp:
             tmp.write_text(buffer.getvalue())
         self.logger.info(f"per-image table: {self.output_csv}")
+        if self.table_one_csv is not None:
+            table = write_table_one(self.output_csv.parent, self.table_one_csv, self.data_label)
+            self.logger.info(f"{table}\nTable I (ours) as CSV: {self.table_one_csv}")
 
 
 def _array(value, name: str) -> np.ndarray:
