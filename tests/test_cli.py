@@ -160,3 +160,9 @@ def test_demo_writes_the_montage_and_the_x2ct_result(tmp_path):
         assert any(p.endswith(expected) for p in printed), expected
     ct = read_ct(next(p for p in printed if p.endswith("_ct.nii.gz")))
     assert np.isfinite(ct.numpy()).all() and float(ct.max()) > 300  # bone was reconstructed
+    # the knee radiograph generated from the phantom's contour+bone segmentation resembles its DRR
+    generated = next(Path(p) for p in printed if p.endswith("_contour_bone_radiograph.png"))
+    segmentation = next(Path(p) for p in printed if p.endswith("_contour_bone.png"))
+    drr = segmentation.with_name(segmentation.name.replace("_contour_bone.png", "_radiograph.png"))
+    mae = np.abs(np.asarray(Image.open(generated), float) - np.asarray(Image.open(drr), float)).mean() / 65535
+    assert mae < 0.04  # the mean training radiograph scores 0.05 on the phantom test split

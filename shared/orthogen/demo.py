@@ -1,5 +1,7 @@
 """``make demo``: the whole chain on embedded data — phantom CTs -> AP/lateral DRRs -> files and a montage,
-then the spine_x2ct_gan bundle's inference on a fresh phantom vertebra, scored against its true CT.
+then the spine_x2ct_gan bundle's inference on a fresh phantom vertebra, scored against its true CT, and
+the knee_radiograph_diffusion bundle's radiograph from a fresh phantom knee's contour+bone segmentation,
+beside the DRR it should resemble.
 
 Everything here is phantom data generated on the spot; the montage says so.
 """
@@ -13,12 +15,15 @@ from monai.bundle import ConfigParser
 from nibabel.affines import apply_affine
 
 from orthogen.data.case_layout import write_case
+from orthogen.data.knee_radiograph_prepare import KneeRadiographPreparation, render_case
+from orthogen.data.segmentation_input import LoadRadiographImaged
 from orthogen.data.x2ct_hdf5 import read_x2ct_case, write_x2ct_case
 from orthogen.data.x2ct_prepare import X2CTPreparation, cases_of
 from orthogen.drr import fit_detector, project_labels, render_drr
 from orthogen.drr.files import save_views
 from orthogen.evaluation.metric_table_text import format_metric_table
-from orthogen.io import read_ct
+from orthogen.io import read_ct, read_segmentation_image
+from orthogen.metrics.radiograph import radiograph_metrics
 from orthogen.metrics.x2ct import x2ct_metric_table
 from orthogen.montage import DISPLAY_WINDOW_HU, MontageRow, ras_slices, write_montage
 from orthogen.phantoms import KneePhantom, PhantomCT, SpinePhantom
@@ -102,8 +107,48 @@ def _x2ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], list[
     return rows, [h5, ct_path, out_dir / "x2ct" / f"{name}_montage.png"]
 
 
+#: The demo's knee for the radiograph model: a seed outside the shipped models' training phantoms (100-132),
+#: rendered on their grid (80^3 voxels of 2 mm, as in the bundle's docs).
+KNEE_RADIOGRAPH_DEMO_SEED = 7
+KNEE_RADIOGRAPH_DEMO_GRID = ((80, 80, 80), (2.0, 2.0, 2.0))
+
+
+def _knee_radiograph_row(bundle_dir: Path, out_dir: Path) -> tuple[MontageRow, list[Path]]:
+    """Run the bundle's default inference (CTM, contour+bone) on the AP view of a fresh phantom knee."""
+    parser = ConfigParser()
+    parser.read_config(bundle_dir / "configs" / "inference.json")
+    parser.read_meta(bundle_dir / "configs" / "metadata.json")
+    knee = KneePhantom.from_seed(KNEE_RADIOGRAPH_DEMO_SEED).render(*KNEE_RADIOGRAPH_DEMO_GRID)
+    case = write_case(knee.volume_hu, knee.labels, knee.affine, out_dir / "phantoms",
+                      f"knee_{KNEE_RADIOGRAPH_DEMO_SEED:04d}_2mm")
+    views_dir = out_dir / "knee_radiographs"
+    prep = KneeRadiographPreparation(size=int(parser.get_parsed_content("image_size")), views=4)
+    view = render_case(Path(case.image), views_dir, prep)[0]  # 0 degrees: the AP view
+    condition = parser["condition"]
+    segmentation_path = views_dir / view[condition]
+    parser.update({"bundle_root": str(bundle_dir), "input_segmentation": str(segmentation_path),
+                   "output_dir": str(out_dir / "knee_radiograph"), "data_label": "phantom",
+                   "device": "$torch.device('cpu')"})
+    inferer = parser.get_parsed_content("inferer")
+    parser.get_parsed_content("evaluator").run()
+    generated_path = out_dir / "knee_radiograph" / f"{segmentation_path.stem}_radiograph.png"
+    load = LoadRadiographImaged(keys="label")
+    generated = load({"label": str(generated_path)})["label"][0].numpy()
+    drr = load({"label": str(views_dir / view["image"])})["label"][0].numpy()
+    scores = radiograph_metrics(torch.from_numpy(generated)[None], torch.from_numpy(drr)[None])
+    note = (f"{inferer.describe()}\n{parser.get_parsed_content('_meta_#orthogen_weights')} weights\n"
+            f"MAE {scores['MAE']:.4f}, PSNR {scores['PSNR']:.2f} dB\nagainst the DRR, this view\n"
+            "(phantom, not patient data)")
+    row = MontageRow(f"knee radiograph from segmentation, phantom seed {KNEE_RADIOGRAPH_DEMO_SEED}", images=[
+        (f"{condition.replace('_', '+')} segmentation (input)", read_segmentation_image(segmentation_path).image),
+        ("generated radiograph", generated), ("DRR it should resemble", drr),
+        ("|generated - DRR| x 4", np.clip(4 * np.abs(generated - drr), 0.0, 1.0))], note=note)
+    return row, [segmentation_path, generated_path]
+
+
 def run_demo(out_dir: str | Path = "output/demo", seed: int = 0,
-             bundle_dir: str | Path = "bundles/spine_x2ct_gan") -> list[Path]:
+             bundle_dir: str | Path = "bundles/spine_x2ct_gan",
+             knee_radiograph_bundle_dir: str | Path = "bundles/knee_radiograph_diffusion") -> list[Path]:
     """Generate the demo outputs under ``out_dir`` and return their paths (the montage last)."""
     out_dir = Path(out_dir)
     knee = KneePhantom.from_seed(seed).render(shape=DEMO_SHAPE)
@@ -118,7 +163,11 @@ def run_demo(out_dir: str | Path = "output/demo", seed: int = 0,
     x2ct_rows, written = _x2ct_rows(Path(bundle_dir), out_dir)
     rows += x2ct_rows
     paths += written
+    knee_row, written = _knee_radiograph_row(Path(knee_radiograph_bundle_dir), out_dir)
+    rows.append(knee_row)
+    paths += written
     montage = write_montage(rows, out_dir / "montage.png",
-                            "OrthoGen demo: procedural phantom CTs (not patient data), their DRRs, and X2CT-GAN")
+                            "OrthoGen demo: procedural phantom CTs (not patient data), their DRRs, X2CT-GAN, "
+                            "and a knee radiograph from its segmentation")
     return paths + [montage]
 
