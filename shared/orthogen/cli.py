@@ -311,6 +311,43 @@ class PrepareCommands:
               f"{len(datalist['test'])} test images from {datalist['preparation']['cases']} CTs; "
               f"{Path(out) / 'datalist.json'}")
 
+    def knee_ct(self, source: str, out: str, size: int = 128, drr_size: int | None = None, margin_mm: float = 5.0,
+                split: str = "8:1:1", seed: int = 0, workers: int = 1) -> None:
+        """Knee CTs (NIfTI, NRRD or DICOM series folders, real or phantom) -> view-aligned CT cubes + AP/lateral
+        DRRs with their pixel spacing and the CT's slice thickness, one <case>.h5 each, + datalist.json.
+
+        Args:
+            source: folder of CTs (any depth; ``*_seg`` label maps beside them are skipped).
+            out: output folder (<case>.h5 per CT, datalist.json).
+            size: CT cube edge in voxels (8-512; 32, 64 or 128 for knee_xray2ct_diffusion).
+            drr_size: DRR side in pixels (8-512); default: --size.
+            margin_mm: margin around the body's box, mm.
+            split: training:validation:test ratio by CT, e.g. 8:1:1 (a ratio may be 0, training not).
+            seed: seed of the split.
+            workers: CTs prepared in parallel.
+        """
+        source = _input_path(source, "source", folder=True)
+        out = _output_folder(out, "--out")
+        size = checks.whole_number(size, "--size", minimum=8, maximum=MAX_X2CT_SIZE, what="voxels per cube edge")
+        if drr_size is not None:
+            drr_size = checks.whole_number(drr_size, "--drr-size", minimum=8, maximum=MAX_X2CT_SIZE,
+                                           what="DRR pixels per side")
+        margin_mm = checks.finite_number(margin_mm, "--margin-mm", what="a margin in mm, 0 or more")
+        if margin_mm < 0:
+            raise InputError(f"expected a margin in mm, 0 or more, got {margin_mm:g}", "--margin-mm")
+        seed = _seed(seed)
+        workers = checks.whole_number(workers, "--workers", minimum=1, maximum=64, what="parallel workers")
+
+        from orthogen.data.knee_ct_prepare import KneeCTPreparation, parse_split, prepare_knee_ct
+
+        split = parse_split(split, "--split")
+        with _flag_names({"size": "--size", "drr_size": "--drr-size", "margin_mm": "--margin-mm", "split": "--split"}):
+            prep = KneeCTPreparation(size=size, drr_size=drr_size, margin_mm=margin_mm, split=split, seed=seed)
+            datalist = prepare_knee_ct(source, out, prep, workers=workers)
+        print(f"{out}: {len(datalist['training'])} training, {len(datalist['validation'])} validation, "
+              f"{len(datalist['test'])} test cases of {size}^3 from {datalist['preparation']['cases']} CTs; "
+              f"{Path(out) / 'datalist.json'}")
+
 
 def demo(out: str = "output/demo", seed: int = 0, bundle_dir: str = "bundles/spine_x2ct_gan",
          knee_radiograph_bundle_dir: str = "bundles/knee_radiograph_diffusion") -> None:

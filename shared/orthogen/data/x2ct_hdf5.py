@@ -2,7 +2,12 @@
 
 Datasets: ``ct`` (D, H, W) float32 HU; ``xray1`` (S, S) float32 [0, 1] = AP; ``xray2`` (S, S) = lateral.
 Attributes: ``affine`` (4, 4) voxel -> RAS mm of ``ct``, ``spacing_mm`` (3,), ``axcodes`` ("IAL"),
-``xray1_pixel_spacing_mm`` / ``xray2_pixel_spacing_mm`` (row, col), ``source`` (where the CT came from).
+``xray1_pixel_spacing_mm`` / ``xray2_pixel_spacing_mm`` (row, col, mm at the detector), ``source`` (where
+the CT came from). Optional attributes (written when known, e.g. by ``orthogen prepare knee-ct``; files
+without them still read, the fields then being None): ``slice_thickness_mm`` (the source CT's slice
+thickness), ``source_spacing_mm`` (3,) (the source CT's voxel size per stored array axis, before
+resampling), ``magnification`` (source-to-detector / source-to-isocenter distance of the DRRs, so the
+spacing at the isocenter is the detector spacing / magnification).
 
 The CT's axes are *view-aligned* (axcodes "IAL"): D runs superior -> inferior, H posterior -> anterior,
 W patient right -> left. The AP image's rows and columns are (D, W), the lateral image's (D, H) — the
@@ -21,6 +26,8 @@ from orthogen.io.atomic_write import atomic_file
 
 #: Orientation codes of the CT axes (D, H, W): toward inferior, anterior, patient left.
 VIEW_ALIGNED_AXCODES = "IAL"
+#: X2CTCase fields stored as attributes only when set (files written before they existed lack them).
+_OPTIONAL_ATTRIBUTES = ("slice_thickness_mm", "source_spacing_mm", "magnification")
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,11 @@ class X2CTCase:
     ct_hu: np.ndarray | None  # (D, H, W) float32 HU
     affine: np.ndarray  # (4, 4) voxel -> RAS mm of the CT grid
     ap_pixel_spacing_mm: tuple[float, float]
-    lateral_pixel_spacing_mm: tuple[float, float]
+    lateral_pixel_spacing_mm: tuple[float, float]  # (row, col) mm at the detector
     source: str = ""
+    slice_thickness_mm: float | None = None  # of the source CT, mm
+    source_spacing_mm: tuple[float, float, float] | None = None  # source CT voxel size per stored axis, mm
+    magnification: float | None = None  # SDD / SID of the DRRs
 
 
 def write_x2ct_case(path: str | Path, case: X2CTCase) -> Path:
@@ -50,6 +60,10 @@ def write_x2ct_case(path: str | Path, case: X2CTCase) -> Path:
             f.attrs["xray1_pixel_spacing_mm"] = np.asarray(case.ap_pixel_spacing_mm, dtype=np.float64)
             f.attrs["xray2_pixel_spacing_mm"] = np.asarray(case.lateral_pixel_spacing_mm, dtype=np.float64)
             f.attrs["source"] = case.source
+            for name in _OPTIONAL_ATTRIBUTES:
+                value = getattr(case, name)
+                if value is not None:
+                    f.attrs[name] = np.asarray(value, dtype=np.float64)
     return path
 
 
@@ -89,7 +103,15 @@ def read_x2ct_case(path: str | Path, require_ct: bool = True) -> X2CTCase:
             ap_pixel_spacing_mm=tuple(float(v) for v in f.attrs.get("xray1_pixel_spacing_mm", (1.0, 1.0))),
             lateral_pixel_spacing_mm=tuple(float(v) for v in f.attrs.get("xray2_pixel_spacing_mm", (1.0, 1.0))),
             source=str(f.attrs.get("source", "")),
+            slice_thickness_mm=_optional_number(f.attrs.get("slice_thickness_mm")),
+            source_spacing_mm=None if "source_spacing_mm" not in f.attrs
+            else tuple(float(v) for v in np.ravel(f.attrs["source_spacing_mm"])),
+            magnification=_optional_number(f.attrs.get("magnification")),
         )
+
+
+def _optional_number(value) -> float | None:
+    return None if value is None else float(np.ravel(value)[0])
 
 
 def check_view_pair(ap: np.ndarray, lateral: np.ndarray, source: str) -> None:

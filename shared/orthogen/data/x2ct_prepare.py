@@ -16,6 +16,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -77,18 +78,38 @@ class X2CTPreparation:
         return self.source_to_detector_mm / self.source_to_isocenter_mm
 
 
-def view_aligned_drrs(ct_hu: torch.Tensor, affine: np.ndarray, prep: X2CTPreparation):
-    """AP and lateral DRRs of a view-aligned (D, H, W) cube, one detector pixel per voxel at the isocenter.
+class DRRSettings(Protocol):
+    """What :func:`view_aligned_drrs` needs of a preparation (:class:`X2CTPreparation`, the knee CT one)."""
+
+    source_to_isocenter_mm: float
+    source_to_detector_mm: float
+    energy_kev: float
+    xray_threshold: float | str
+
+    @property
+    def magnification(self) -> float: ...
+
+
+def view_aligned_drrs(ct_hu: torch.Tensor, affine: np.ndarray, prep: DRRSettings, detector_pixels: int | None = None):
+    """AP and lateral cone-beam DRRs of a view-aligned ("IAL") (D, H, W) volume in HU.
+
+    The detector is framed on the volume: back-projected to the isocenter, its ``detector_pixels``^2
+    pixels cover the volume's (D, W) extent (AP, gantry 0 deg) or (D, H) extent (lateral, 90 deg). With
+    ``detector_pixels=None`` the detector has the volume's own sizes, one pixel per voxel at the isocenter.
 
     Returns:
-        ``(ap, lateral, ap_spacing, lateral_spacing)``: (S, S) float32 [0, 1] images and their (row, col)
-        pixel spacing at the detector, mm.
+        ``(ap, lateral, ap_spacing, lateral_spacing)``: (R, C) float32 [0, 1] images and their (row, col)
+        pixel spacing at the detector, mm (isocenter spacing x ``prep.magnification``).
     """
     spacing = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)  # (D, H, W) voxel sizes, mm
     views = []
     for angle, (rows_axis, cols_axis) in ((0.0, (0, 2)), (90.0, (0, 1))):
         shape = (ct_hu.shape[rows_axis], ct_hu.shape[cols_axis])
-        pixel = (spacing[rows_axis] * prep.magnification, spacing[cols_axis] * prep.magnification)
+        voxel = (spacing[rows_axis], spacing[cols_axis])
+        if detector_pixels is not None:  # the same extent on detector_pixels^2 pixels
+            voxel = tuple(v * n / detector_pixels for v, n in zip(voxel, shape))
+            shape = (detector_pixels, detector_pixels)
+        pixel = (voxel[0] * prep.magnification, voxel[1] * prep.magnification)
         geometry = ProjectionGeometry(shape, pixel, prep.source_to_isocenter_mm, prep.source_to_detector_mm)
         drr = render_drr(ct_hu, affine, geometry, [angle], energy_kev=prep.energy_kev)
         views.append((drr.image[0].numpy(), pixel))
@@ -96,10 +117,14 @@ def view_aligned_drrs(ct_hu: torch.Tensor, affine: np.ndarray, prep: X2CTPrepara
     return ap, lateral, ap_spacing, lateral_spacing
 
 
-def _preprocessed(image: np.ndarray, spacing: tuple[float, float], prep: X2CTPreparation, source: str):
-    """XrayPreprocess on a DRR; returns the (S, S) image and its pixel spacing."""
-    out = XrayPreprocess(size=prep.size, threshold=prep.xray_threshold).preprocess(MetaTensor(torch.from_numpy(image[None]),
-                                                          meta={"pixel_spacing_mm": spacing}), source)
+def preprocess_drr(image: np.ndarray, spacing: tuple[float, float], prep: DRRSettings, source: str,
+                   size: int | None = None):
+    """:class:`XrayPreprocess` (threshold ``prep.xray_threshold``) on an (R, C) [0, 1] DRR, as a real
+    radiograph gets it at inference; returns the (S, S) [0, 1] image (S = ``size``, default ``prep.size``)
+    and its (row, col) pixel spacing in mm (``spacing`` / the preprocessing's scale)."""
+    size = prep.size if size is None else size
+    out = XrayPreprocess(size=size, threshold=prep.xray_threshold).preprocess(
+        MetaTensor(torch.from_numpy(image[None]), meta={"pixel_spacing_mm": spacing}), source)
     return out[0].numpy(), tuple(out.meta["pixel_spacing_mm"])
 
 
@@ -122,8 +147,8 @@ def cases_of(paths: CasePaths, prep: X2CTPreparation) -> list[tuple[str, X2CTCas
         cube = resample(cropped)["ct"]
         affine = cube.affine.numpy().astype(np.float64)
         ap, lateral, ap_sp, lat_sp = view_aligned_drrs(cube[0].as_tensor(), affine, prep)
-        ap, ap_sp = _preprocessed(ap, ap_sp, prep, f"{name} AP DRR")
-        lateral, lat_sp = _preprocessed(lateral, lat_sp, prep, f"{name} lateral DRR")
+        ap, ap_sp = preprocess_drr(ap, ap_sp, prep, f"{name} AP DRR")
+        lateral, lat_sp = preprocess_drr(lateral, lat_sp, prep, f"{name} lateral DRR")
         cases.append((name, X2CTCase(ap, lateral, cube[0].numpy().astype(np.float32), affine, ap_sp, lat_sp,
                                      source=str(paths.image))))
     return cases
