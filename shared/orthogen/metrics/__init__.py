@@ -17,6 +17,10 @@ from orthogen.metrics.x2ct import (
     ssim_3axes,
     x2ct_metric_table,
 )
+from orthogen.metrics.bone_overlap import BONE_THRESHOLD_HU, BoneOverlap, bone_dice_assd, bone_overlap
+from orthogen.metrics.frechet import frechet_distance, frechet_distance_of_features, gaussian_fit
+from orthogen.metrics.reprojection import reprojected_views, reprojection_geometry, reprojection_psnr
+from orthogen.metrics.slice_fid import SliceFID, slice_features, slice_fid, slice_fid_of_features
 
 __all__ = [
     "cosine_similarity",
@@ -33,4 +37,18 @@ __all__ = [
     "radiograph_psnr",
     "ssim_3axes",
     "x2ct_metric_table",
+    "BONE_THRESHOLD_HU",
+    "BoneOverlap",
+    "SliceFID",
+    "bone_dice_assd",
+    "bone_overlap",
+    "frechet_distance",
+    "frechet_distance_of_features",
+    "gaussian_fit",
+    "reprojected_views",
+    "reprojection_geometry",
+    "reprojection_psnr",
+    "slice_features",
+    "slice_fid",
+    "slice_fid_of_features",
 ]

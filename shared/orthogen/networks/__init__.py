@@ -1,6 +1,7 @@
 """Networks: the X2CT-GAN generator and discriminator; the NCSN++ score network and its U-Net baseline."""
 from orthogen.networks.ncsnpp import NCSNPP_PRESETS, NCSNpp, NCSNppBackbone
 from orthogen.networks.segmentation_to_radiograph import METHOD_INPUT_CHANNELS, segmentation_to_radiograph_network
+from orthogen.networks.slice_features import SliceFeatureNet, slice_feature_network, train_slice_features
 from orthogen.networks.unet_baseline import SegmentationToRadiographUNet
 from orthogen.networks.x2ct_gan import X2CT_GENERATOR_PRESETS, X2CTDiscriminator, X2CTGenerator, x2ct_generator
 
@@ -15,4 +16,7 @@ __all__ = [
     "X2CTGenerator",
     "segmentation_to_radiograph_network",
     "x2ct_generator",
+    "SliceFeatureNet",
+    "slice_feature_network",
+    "train_slice_features",
 ]
