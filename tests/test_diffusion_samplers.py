@@ -323,3 +323,37 @@ def test_bad_sampler_inputs_raise_one_line(build, field, sde):
     with pytest.raises(InputError) as error:
         build(sde)
     assert str(error.value).startswith(f"{field}: ") and "\n" not in str(error.value)
+
+
+def bounded_mixture_score(x, sigma):
+    """Exact score of data 0.2 or 0.8 (equal weights, each N(., 0.05^2)): all of it inside [0, 1]."""
+    variance = 0.05 ** 2 + per_sample(sigma, x) ** 2
+    low, high = -((x - 0.2) ** 2) / (2 * variance), -((x - 0.8) ** 2) / (2 * variance)
+    weight_low = torch.sigmoid(low - high)
+    return (weight_low * (0.2 - x) + (1 - weight_low) * (0.8 - x)) / variance
+
+
+def test_clipping_the_denoiser_changes_nothing_for_an_exact_score_on_data_in_range(sde):
+    plain = ProbabilityFlowHeunSampler(sde).sample(bounded_mixture_score, (64, 1, 8, 8), generator=seeded(3))
+    clipped = ProbabilityFlowHeunSampler(sde, data_range=(0.0, 1.0)).sample(
+        bounded_mixture_score, (64, 1, 8, 8), generator=seeded(3))
+    assert (plain - clipped).abs().max().item() < 0.02
+    assert abs((clipped < 0.5).double().mean().item() - 0.5) < 0.03
+
+
+@pytest.mark.parametrize("score", [lambda x, sigma: torch.zeros_like(x), lambda x, sigma: -x / per_sample(sigma, x)],
+                         ids=["no-denoising", "pulls-to-zero"])
+def test_with_the_denoiser_clipped_the_sample_is_in_the_data_range_whatever_the_score(score, sde):
+    """The last step (to sigma = 0) returns the clipped denoiser, so even a useless score ends in range;
+    the plain ODE keeps what the score leaves (here: the initial noise of std sigma_max)."""
+    clipped = ProbabilityFlowHeunSampler(sde, steps=10, data_range=(0.0, 1.0)).sample(score, (4, 1, 8, 8),
+                                                                                       generator=seeded(4))
+    assert -1e-6 <= clipped.min().item() and clipped.max().item() <= 1.0 + 1e-6  # float32 rounding
+    plain = ProbabilityFlowHeunSampler(sde, steps=10).sample(score, (4, 1, 8, 8), generator=seeded(4))
+    assert plain.abs().max().item() > 1.0
+
+
+def test_bad_data_range_raises_one_line(sde):
+    for value in [(1.0, 0.0), "ab", (0.0,), None.__class__]:
+        with pytest.raises(InputError, match="^data_range: expected"):
+            ProbabilityFlowHeunSampler(sde, data_range=value)

@@ -13,6 +13,14 @@ solved as in their Algorithm 1: Heun steps on the rho = 7 grid
 sigma_n = 0, with sigma_hi = sigma(t_start) and sigma_lo = sigma(eps); the last step (to sigma = 0) is
 an Euler step, which is Tweedie's denoising x + sigma^2 score. NFE = 2 n - 1 (99 for the default
 n = 50). Only the initial noise is random, so a seed fixes the sample.
+
+Beyond Karras et al.'s Algorithm 1, the denoiser can be clipped to the data's range (``data_range``):
+each slope is ``(x - clip(D(x; sigma))) / sigma``, as DPM-Solver++ and Imagen threshold their data
+predictions. With a score network that predicts the noise and divides by sigma (NCSN++), a relative
+error e of its noise estimate puts an error of about e * sigma * |z| into D at high sigma, far outside the
+data (at sigma = 40, 1 % is 0.4 on [0, 1] radiographs); unclipped, that error is carried down the
+trajectory and ends as residual noise. Clipping leaves D unchanged wherever it is already in range, so for
+an exact score on data inside the range it changes nothing.
 """
 from __future__ import annotations
 
@@ -40,6 +48,8 @@ class ProbabilityFlowHeunSampler:
         rho: the grid's exponent (7 in Karras et al.; 1 is uniform in sigma, large values approach a
             geometric grid).
         eps: the smallest time: the grid's last nonzero level is sigma(eps).
+        data_range: (low, high) to clip the denoiser ``x + sigma^2 score`` to, e.g. (0, 1) for images in
+            [0, 1]; None: the plain probability-flow ODE.
         progress: show a tqdm bar; None shows it on a terminal only.
 
     Attributes:
@@ -47,13 +57,22 @@ class ProbabilityFlowHeunSampler:
     """
 
     def __init__(self, sde: VESDE, steps: int = 50, rho: float = 7.0, eps: float = 1e-5,
-                 progress: bool | None = None):
+                 data_range: tuple[float, float] | None = None, progress: bool | None = None):
         if not isinstance(sde, VESDE):
             raise InputError(f"expected a VESDE, got {type(sde).__name__}", "sde")
         self.sde = sde
         self.steps = step_count(steps, "steps")
         self.rho = positive_number(rho, "rho")
         self.eps = end_time(eps, "eps")
+        if data_range is not None:
+            try:
+                low, high = (float(v) for v in data_range)
+            except (TypeError, ValueError):
+                raise InputError(f"expected (low, high) or None, got {data_range!r}", "data_range") from None
+            if not low < high:
+                raise InputError(f"expected low < high, got {data_range!r}", "data_range")
+            data_range = (low, high)
+        self.data_range = data_range
         self.progress = progress
         self.nfe = 0
 
@@ -83,18 +102,25 @@ class ProbabilityFlowHeunSampler:
         sigmas = self.sigma_grid(t_start)
         x = initial_state(self.sde, shape, generator, x_init, t_start, device)
         counted = ScoreEvaluationCounter(score_fn)
-        batch = x.shape[0]
         levels = sigmas.to(device=x.device, dtype=x.dtype)
         disable = None if self.progress is None else not self.progress
         for i in tqdm(range(self.steps), desc="ODE sampling", disable=disable, leave=False):
             sigma, sigma_next = levels[i], levels[i + 1]
-            slope = -sigma * counted(x, sigma.expand(batch))
+            slope = self._slope(counted, x, sigma)
             x_euler = x + (sigma_next - sigma) * slope
             if i == self.steps - 1:
                 x = x_euler
             else:
-                slope_next = -sigma_next * counted(x_euler, sigma_next.expand(batch))
+                slope_next = self._slope(counted, x_euler, sigma_next)
                 x = x + (sigma_next - sigma) * 0.5 * (slope + slope_next)
         self.nfe = counted.count
         logger.info("ODE sampler (Heun): %d steps from t=%g, %d network evaluations", self.steps, t_start, self.nfe)
         return x
+
+    def _slope(self, score_fn: ScoreFunction, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """dx / dsigma = (x - D(x; sigma)) / sigma, D = x + sigma^2 score, clipped to ``data_range`` if set."""
+        score = score_fn(x, sigma.expand(x.shape[0]))
+        if self.data_range is None:
+            return -sigma * score
+        denoised = (x + sigma ** 2 * score).clamp(*self.data_range)
+        return (x - denoised) / sigma

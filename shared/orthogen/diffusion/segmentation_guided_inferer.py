@@ -8,7 +8,8 @@ Mei et al. (segmentation-guided knee radiograph generation) compare:
 
 The sampler of the two score methods is ``"pc"`` (predictor-corrector, the seed's; ``steps`` noise
 levels, two network evaluations each) or ``"ode"`` (the Heun probability-flow sampler, ``2 steps - 1``
-evaluations). The network is whatever the bundle built; this object never looks inside it.
+evaluations, its denoiser clipped to the radiographs' range [0, 1]: see
+:mod:`orthogen.diffusion.probability_flow`). The network is whatever the bundle built; this object never looks inside it.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from orthogen.errors import InputError
 
 METHODS = ("ctm", "csm", "unet")
 SAMPLERS = ("pc", "ode")
+RADIOGRAPH_RANGE = (0.0, 1.0)
+"""The value range of the radiographs generated (and of the training DRRs)."""
 
 
 class SegmentationGuidedInferer(Inferer):
@@ -59,7 +62,8 @@ class SegmentationGuidedInferer(Inferer):
         if sampler == "pc":
             self.sampler = PredictorCorrectorSampler(self.sde, steps=steps, snr=snr)
         else:
-            self.sampler = ProbabilityFlowHeunSampler(self.sde, steps=50 if steps is None else steps)
+            self.sampler = ProbabilityFlowHeunSampler(self.sde, steps=50 if steps is None else steps,
+                                                      data_range=RADIOGRAPH_RANGE)
         self.sdedit = SDEdit(self.sampler, t0) if method == "csm" else None
         self.sampler_name = sampler
         self.nfe = 0
