@@ -6,11 +6,8 @@ import pytest
 from PIL import Image
 
 from orthogen.data.case_layout import write_case
-from orthogen.data.knee_radiograph_prepare import (
-    KneeRadiographPreparation,
-    find_ct_volumes,
-    prepare_knee_radiographs,
-)
+from orthogen.data.ct_folder import find_ct_volumes
+from orthogen.data.knee_radiograph_prepare import KneeRadiographPreparation, prepare_knee_radiographs
 from orthogen.errors import InputError
 from orthogen.phantoms import KneePhantom
 from orthogen.transforms.radiograph_segmentation import (

@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import random
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from numbers import Real
 from pathlib import Path
@@ -207,12 +206,12 @@ def knee_ct_case(ct_path: str | Path, prep: KneeCTPreparation = KneeCTPreparatio
     import torch
     from monai.transforms import EnsureChannelFirst, Orientation
 
-    from orthogen.data.knee_radiograph_prepare import case_name
+    from orthogen.data.ct_folder import case_name
     from orthogen.data.x2ct_hdf5 import VIEW_ALIGNED_AXCODES, X2CTCase
     from orthogen.data.x2ct_prepare import RAS_LABELS, preprocess_drr, view_aligned_drrs
     from orthogen.io import read_ct
     from orthogen.transforms import CropToMask
-    from orthogen.transforms.spatial import _resample_to_grid
+    from orthogen.transforms.spatial import resample_to_grid
 
     ct_path = Path(ct_path)
     try:
@@ -233,7 +232,7 @@ def knee_ct_case(ct_path: str | Path, prep: KneeCTPreparation = KneeCTPreparatio
     box_shape = np.asarray(box.shape[1:], dtype=np.float64)
     edge_mm = float((box_shape * box_spacing).max())
     voxel_mm = edge_mm / prep.size
-    cube = _resample_to_grid(box, (prep.size,) * 3, np.full(3, voxel_mm), "bilinear", "border", True)
+    cube = resample_to_grid(box, (prep.size,) * 3, np.full(3, voxel_mm), "bilinear", "border", True)
     # border padding repeats the scan's edge; cube voxels whose centre lies outside the scan are air
     centre_out = (prep.size - 1) / 2.0
     index = np.arange(prep.size, dtype=np.float64) - centre_out
@@ -252,7 +251,7 @@ def knee_ct_case(ct_path: str | Path, prep: KneeCTPreparation = KneeCTPreparatio
 
 def render_knee_ct(ct_path: Path, out_dir: Path, prep: KneeCTPreparation) -> dict:
     """Prepare one CT and write ``out_dir/<case>.h5`` atomically; returns its datalist item."""
-    from orthogen.data.knee_radiograph_prepare import case_name
+    from orthogen.data.ct_folder import case_name
     from orthogen.data.x2ct_hdf5 import write_x2ct_case
 
     case = knee_ct_case(ct_path, prep)
@@ -275,42 +274,17 @@ def prepare_knee_ct(source_dir: str | Path, out_dir: str | Path, prep: KneeCTPre
     with a progress bar (one step per CT) on a terminal only. Each case file is written atomically and
     ``datalist.json`` last, so a failure leaves no datalist naming missing files.
     """
-    from tqdm import tqdm
-
-    from orthogen.data.knee_radiograph_prepare import _one_thread_per_worker, case_name, find_ct_volumes
+    from orthogen.data.ct_folder import case_name, ct_volumes_with_unique_names, render_each_ct
     from orthogen.io.atomic_write import atomic_file
 
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise InputError(f"expected a whole number >= 1, got {workers!r}", "workers")
-    volumes = find_ct_volumes(source_dir)
+    volumes = ct_volumes_with_unique_names(source_dir)
     names = [case_name(p) for p in volumes]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"two CTs share the case name {duplicates[0]!r}; expected unique names", source_dir)
     try:
         split_of = {name: split for split, cases in split_cases(names, prep.split, prep.seed).items() for name in cases}
     except InputError as error:
         raise InputError(error.problem, source_dir) from None
     out_dir = Path(out_dir)
-    items: dict[str, dict] = {}
-    progress = tqdm(total=len(volumes), desc="knee CTs", unit="CT", disable=None)
-    try:
-        if workers == 1:
-            for path in volumes:
-                items[case_name(path)] = render_knee_ct(path, out_dir, prep)
-                progress.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_per_worker) as pool:
-                futures = {pool.submit(render_knee_ct, path, out_dir, prep): path for path in volumes}
-                try:
-                    for future in as_completed(futures):
-                        items[case_name(futures[future])] = future.result()
-                        progress.update()
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-    finally:
-        progress.close()
+    items = render_each_ct(render_knee_ct, volumes, out_dir, prep, workers)
     datalist: dict = {split: [items[name] for name in sorted(items) if split_of[name] == split] for split in SPLITS}
     datalist["preparation"] = {**asdict(prep), "split": list(prep.split), "cases": len(volumes),
                                "axcodes": "IAL", "magnification": prep.magnification,

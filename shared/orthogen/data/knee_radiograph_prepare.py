@@ -24,20 +24,16 @@ from __future__ import annotations
 
 import json
 import random
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
+from orthogen.data.ct_folder import case_name, ct_volumes_with_unique_names, find_ct_volumes, render_each_ct
 from orthogen.errors import InputError
 from orthogen.io.atomic_write import atomic_file
 
 SPLITS = ("training", "validation", "test")
 SPLIT_BY = ("volume", "image")
-CT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
-MASK_SUFFIX = "_seg"
 
 
 @dataclass(frozen=True)
@@ -78,37 +74,6 @@ class KneeRadiographPreparation:
             raise InputError(f"expected a number in (0, 1), got {self.contour_threshold!r}", "contour_threshold")
 
 
-def find_ct_volumes(root: str | Path) -> list[Path]:
-    """CT volumes under ``root`` at any depth: NIfTI/NRRD files (not ``*_seg`` masks) and DICOM series folders.
-
-    Sorted by path. Raises InputError when ``root`` is not a folder or holds no CT.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError("expected a folder of CT volumes (NIfTI, NRRD or DICOM series folders)", root)
-    volumes = []
-    for path in sorted(root.rglob("*")):
-        name = path.name.lower()
-        if path.is_file() and name.endswith(CT_SUFFIXES):
-            stem = name[: -len(next(s for s in CT_SUFFIXES if name.endswith(s)))]
-            if not stem.endswith(MASK_SUFFIX):
-                volumes.append(path)
-        elif path.is_dir() and any(p.suffix.lower() == ".dcm" for p in path.iterdir() if p.is_file()):
-            volumes.append(path)
-    if not volumes:
-        raise InputError("no CT found; expected .nii/.nii.gz/.nrrd files or DICOM series folders", root)
-    return volumes
-
-
-def case_name(path: Path) -> str:
-    """The case name of a CT path: the file name without its CT suffix, or the DICOM folder's name."""
-    name = path.name
-    for suffix in CT_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def render_case(ct_path: Path, out_dir: Path, prep: KneeRadiographPreparation) -> list[dict]:
     """Render one CT's orbit and segmentations into ``out_dir/<case>/``; returns one item per view."""
     import torch
@@ -142,13 +107,6 @@ def render_case(ct_path: Path, out_dir: Path, prep: KneeRadiographPreparation) -
     return items
 
 
-def _one_thread_per_worker() -> None:
-    """Worker-process initializer: one torch thread each, so N workers use N cores."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def split_items(items_by_case: dict[str, list[dict]], prep: KneeRadiographPreparation) -> dict[str, list[dict]]:
     """9:1:1 split, seeded: by CT volume (whole cases), or by image (the seed paper's way)."""
     rng = random.Random(prep.seed)
@@ -172,29 +130,11 @@ def prepare_knee_radiographs(source_dir: str | Path, out_dir: str | Path,
     ``workers`` CTs are rendered in parallel (processes, one thread each); a progress bar (one step per
     CT) shows on a terminal only. Every file is written atomically, the datalist last.
     """
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise InputError(f"expected a whole number >= 1, got {workers!r}", "workers")
-    volumes = find_ct_volumes(source_dir)
-    names = [case_name(p) for p in volumes]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"two CTs share the case name {duplicates[0]!r}; expected unique names", source_dir)
+    volumes = ct_volumes_with_unique_names(source_dir)
     if prep.split_by == "volume" and len(volumes) < 3:
         raise InputError(f"expected at least 3 CTs to split by volume, found {len(volumes)}", source_dir)
     out_dir = Path(out_dir)
-    items_by_case: dict[str, list[dict]] = {}
-    progress = tqdm(total=len(volumes), desc="knee CTs", unit="CT", disable=None)
-    if workers == 1:
-        for path in volumes:
-            items_by_case[case_name(path)] = render_case(path, out_dir, prep)
-            progress.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_per_worker) as pool:
-            futures = {pool.submit(render_case, path, out_dir, prep): path for path in volumes}
-            for future in as_completed(futures):
-                items_by_case[case_name(futures[future])] = future.result()
-                progress.update()
-    progress.close()
+    items_by_case = render_each_ct(render_case, volumes, out_dir, prep, workers)
     datalist: dict = split_items(items_by_case, prep)
     datalist["preparation"] = {**asdict(prep), "cases": len(volumes)}
     with atomic_file(out_dir / "datalist.json") as tmp:

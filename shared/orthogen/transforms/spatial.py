@@ -164,7 +164,7 @@ def _smooth_before_downsampling(img: NdarrayOrTensor, shrink: np.ndarray) -> Nda
     return convert_to_dst_type(smoothed, img, dtype=torch.float32 if isinstance(img, torch.Tensor) else np.float32)[0]
 
 
-def _resample_to_grid(
+def resample_to_grid(
     img: NdarrayOrTensor,
     shape_out: Sequence[int],
     spacing_out: np.ndarray,
@@ -249,7 +249,7 @@ class ResampleToSpacing(Transform):
         extent_mm = np.asarray(img.shape[1:], dtype=np.float64) * spacing_in
         shape_out = [max(1, int(np.floor(e / s + 0.5))) for e, s in zip(extent_mm, spacing_out)]
         mode_ = self.mode if mode is None else _check_mode(mode)
-        return _resample_to_grid(img, shape_out, spacing_out, mode_, self.padding_mode, self.anti_aliasing)
+        return resample_to_grid(img, shape_out, spacing_out, mode_, self.padding_mode, self.anti_aliasing)
 
 
 class ResampleToShape(Transform):
@@ -294,7 +294,7 @@ class ResampleToShape(Transform):
         spacing_in = affine_to_spacing(_affine_of(img, spatial_dims), spatial_dims)
         spacing_out = np.asarray(img.shape[1:], dtype=np.float64) * spacing_in / np.asarray(shape_out)
         mode_ = self.mode if mode is None else _check_mode(mode)
-        return _resample_to_grid(img, shape_out, spacing_out, mode_, self.padding_mode, self.anti_aliasing)
+        return resample_to_grid(img, shape_out, spacing_out, mode_, self.padding_mode, self.anti_aliasing)
 
 
 class _PerKeyModeResampled(MapTransform):
