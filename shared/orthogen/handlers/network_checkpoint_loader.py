@@ -56,6 +56,12 @@ class NetworkCheckpointLoader(CheckpointLoader):
         if problem is not None:
             raise InputError(f"the weights do not fit the configured network: {problem}; "
                              f"{self._fitting_preset(weights)}", load_path)
+        self._network, self._weights = network, weights
+
+    def __call__(self, engine) -> None:
+        """Load the weights read and checked at construction: the file is read once, however often it runs."""
+        self._network.load_state_dict(self._weights, strict=self.strict)
+        self.logger.info(f"Restored all variables from {self.load_path}")
 
     @staticmethod
     def _read_weights(path: Path) -> dict[str, torch.Tensor]:
