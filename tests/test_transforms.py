@@ -18,8 +18,6 @@ from orthogen.transforms import (
     ResampleToShaped,
     ResampleToSpacing,
     ResampleToSpacingd,
-    SegmentationCondition,
-    SegmentationConditiond,
     XrayPreprocess,
     XrayPreprocessd,
 )
@@ -289,50 +287,3 @@ def test_xray_preprocess_bad_input_raises_input_error():
         XrayPreprocess()(np.zeros((2, 32, 32)))
     with pytest.raises(InputError, match="threshold"):
         XrayPreprocess(threshold=1.5)
-
-
-# --- segmentation condition -----------------------------------------------------------------------
-
-
-def _two_bones() -> np.ndarray:
-    """(1, 10, 10) labels: bone 1 at rows 2:6, cols 2:8, touching bone 2 at rows 6:9, cols 2:8."""
-    labels = np.zeros((1, 10, 10), dtype=np.int64)
-    labels[0, 2:6, 2:8] = 1
-    labels[0, 6:9, 2:8] = 2
-    return labels
-
-
-def test_contour_channel_is_the_inner_boundary_of_every_bone():
-    contour = SegmentationCondition("contour")(_two_bones())
-    expected = np.zeros((10, 10), dtype=np.float32)
-    expected[2:9, 2:8] = 1  # both bones ...
-    expected[3:5, 3:7] = 0  # ... minus bone 1's interior
-    expected[7, 3:7] = 0  # ... minus bone 2's interior; rows 5 and 6 are where the bones touch
-    assert contour.shape == (1, 10, 10) and contour.dtype == np.float32
-    np.testing.assert_array_equal(contour[0], expected)
-    both = SegmentationCondition("contour+bone")(_two_bones())
-    assert both.shape == (2, 10, 10)
-    np.testing.assert_array_equal(both[0], expected)
-    np.testing.assert_array_equal(both[1], (_two_bones()[0] > 0).astype(np.float32))
-
-
-def test_thicker_contour_grows_by_a_disk():
-    thick = SegmentationCondition("contour", thickness_px=2)(_two_bones())[0]
-    # radius-1 disk: the ring spreads one pixel up, down, left and right, not diagonally
-    assert thick[1, 4] == 1 and thick[0, 4] == 0 and thick[1, 1] == 0
-    assert thick[3, 4] == 1 and thick[7, 4] == 1 and thick[4, 1] == 1
-    assert thick.sum() == 30 + 26 + 12  # ring + one pixel outside it + every interior pixel
-
-
-def test_segmentation_condition_types_dict_form_and_bad_input():
-    labels = torch.as_tensor(_two_bones(), dtype=torch.float32)
-    out = SegmentationCondition("contour+bone")(labels)
-    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
-    d = SegmentationConditiond(keys="seg", mode="contour+bone", output_key="condition")({"seg": labels})
-    assert torch.equal(d["condition"], out) and torch.equal(d["seg"], labels)
-    with pytest.raises(InputError, match="^seg: expected a label map of integers"):
-        SegmentationConditiond(keys="seg")({"seg": labels * 0.5})
-    with pytest.raises(InputError, match="^labels: expected 1 channel"):
-        SegmentationCondition()(np.zeros((2, 4, 4)))
-    with pytest.raises(InputError, match="mode"):
-        SegmentationCondition("edges")

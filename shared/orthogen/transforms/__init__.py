@@ -4,7 +4,6 @@
 - ``spatial``: crop to a mask's box with a margin in mm (:class:`CropToMask`), resample to a spacing
   (:class:`ResampleToSpacing`) or to an exact shape (:class:`ResampleToShape`), affines kept right.
 - ``radiograph``: X2CT-style radiograph preprocessing (:class:`XrayPreprocess`).
-- ``segmentation_condition``: bone contour / bone mask condition channels (:class:`SegmentationCondition`).
 - ``radiograph_segmentation``: the knee radiograph segmentations (leg contour 0.5, bone 1.0) and their
   check (:class:`SegmentationLevels`).
 """
@@ -18,7 +17,6 @@ from orthogen.transforms.intensity import (
 )
 from orthogen.transforms.radiograph import XrayPreprocess, XrayPreprocessd
 from orthogen.transforms.radiograph_segmentation import SEGMENTATION_KINDS, SegmentationLevels, SegmentationLevelsd
-from orthogen.transforms.segmentation_condition import CONDITION_MODES, SegmentationCondition, SegmentationConditiond
 from orthogen.transforms.spatial import (
     CropToMask,
     CropToMaskd,
@@ -29,7 +27,6 @@ from orthogen.transforms.spatial import (
 )
 
 __all__ = [
-    "CONDITION_MODES",
     "HU_WINDOW_MAX",
     "HU_WINDOW_MIN",
     "ClipNormalizeHU",
@@ -45,8 +42,6 @@ __all__ = [
     "SEGMENTATION_KINDS",
     "SegmentationLevels",
     "SegmentationLevelsd",
-    "SegmentationCondition",
-    "SegmentationConditiond",
     "XrayPreprocess",
     "XrayPreprocessd",
 ]
