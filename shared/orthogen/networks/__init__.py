@@ -20,3 +20,30 @@ __all__ = [
     "slice_feature_network",
     "train_slice_features",
 ]
+
+# Nested (Matryoshka) 3D denoiser and the bi-planar radiograph encoder (knee CT from radiographs).
+from orthogen.networks.nested_unet3d import (  # noqa: E402
+    NESTED_UNET3D_PRESETS,
+    ConditionedDiffusionUNet,
+    NestedUNet3D,
+    OuterLevel,
+    SpacingEmbedding,
+    nested_denoiser,
+)
+from orthogen.networks.radiograph_encoder import (  # noqa: E402
+    RADIOGRAPH_ENCODER_PRESETS,
+    RadiographEncoder,
+    radiograph_encoder,
+)
+
+__all__ += [
+    "NESTED_UNET3D_PRESETS",
+    "ConditionedDiffusionUNet",
+    "NestedUNet3D",
+    "OuterLevel",
+    "SpacingEmbedding",
+    "nested_denoiser",
+    "RADIOGRAPH_ENCODER_PRESETS",
+    "RadiographEncoder",
+    "radiograph_encoder",
+]
