@@ -16,7 +16,7 @@ from orthogen.io.array_argument import numpy_array
 from orthogen.io.atomic_write import atomic_file
 from orthogen.io.dicom_ct_series import is_dicom_file_name
 from orthogen.io.dicom_radiograph_write import spacing_is_at_patient
-from orthogen.io.radiograph import _checked_spacing
+from orthogen.io.radiograph import checked_pixel_spacing
 
 OUTPUT_FORMATS = ("png", "dicom")
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def _spacing(meta: Mapping) -> tuple[float, float] | None:
         return None
     if hasattr(value, "reshape"):  # a tensor or numpy array
         value = value.reshape(-1)
-    return _checked_spacing([float(v) for v in value], "pixel_spacing_mm")
+    return checked_pixel_spacing([float(v) for v in value], "pixel_spacing_mm")
 
 
 class SaveGeneratedRadiographd(MapTransform):

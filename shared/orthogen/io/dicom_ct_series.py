@@ -152,7 +152,7 @@ def write_dicom_ct_series(volume_hu, affine, out_dir: str | Path, *,
 
     template = _series_template(series_description=series_description, series_number=series_number,
                                 derivation_description=derivation_description)
-    _set_patient_and_study(template, _reference_dataset(reference), study_instance_uid=study_instance_uid,
+    set_patient_and_study(template, reference_dataset(reference), study_instance_uid=study_instance_uid,
                            patient_id=patient_id, patient_name=patient_name)
     series_instance_uid = template.SeriesInstanceUID
     template.Rows, template.Columns = volume.shape[1], volume.shape[0]
@@ -217,7 +217,7 @@ def _rescale_for_int16(low: float, high: float) -> tuple[float, float]:
     return slope, intercept
 
 
-def _reference_dataset(reference: Dataset | str | Path | None) -> Dataset | None:
+def reference_dataset(reference: Dataset | str | Path | None) -> Dataset | None:
     """The reference as a pydicom Dataset (a path is read without pixel data); checks StudyInstanceUID."""
     if reference is None:
         return None
@@ -234,7 +234,7 @@ def _reference_dataset(reference: Dataset | str | Path | None) -> Dataset | None
     return reference
 
 
-def _set_patient_and_study(template: Dataset, reference: Dataset | None, *, study_instance_uid: str | None,
+def set_patient_and_study(template: Dataset, reference: Dataset | None, *, study_instance_uid: str | None,
                            patient_id: str | None, patient_name: str | None) -> None:
     """Patient and study tags: copied from ``reference``, else from the arguments (a new study if no UID)."""
     if reference is None:

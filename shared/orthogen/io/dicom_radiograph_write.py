@@ -30,8 +30,8 @@ from pydicom.valuerep import format_number_as_ds
 from orthogen.errors import InputError
 from orthogen.io.array_argument import numpy_array
 from orthogen.io.atomic_write import atomic_file
-from orthogen.io.dicom_ct_series import _reference_dataset, _set_patient_and_study
-from orthogen.io.radiograph import _checked_spacing
+from orthogen.io.dicom_ct_series import reference_dataset, set_patient_and_study
+from orthogen.io.radiograph import checked_pixel_spacing
 
 __all__ = ["SYNTHETIC_RADIOGRAPH_DERIVATION", "spacing_is_at_patient", "write_dicom_radiograph"]
 
@@ -92,8 +92,8 @@ def write_dicom_radiograph(image, path: str | Path, *, pixel_spacing_mm=None, sp
         raise InputError(f"expected a 2D (H, W) image, got shape {array.shape}", "image")
     if array.min() < -_RANGE_TOLERANCE or array.max() > 1 + _RANGE_TOLERANCE:
         raise InputError(f"expected values in [0, 1], got [{array.min():.6g}, {array.max():.6g}]", "image")
-    spacing = None if pixel_spacing_mm is None else _checked_spacing(pixel_spacing_mm, "pixel_spacing_mm")
-    reference = _reference_dataset(reference)
+    spacing = None if pixel_spacing_mm is None else checked_pixel_spacing(pixel_spacing_mm, "pixel_spacing_mm")
+    reference = reference_dataset(reference)
     pixels = np.rint(np.clip(array, 0.0, 1.0) * _TOP).astype(np.uint16)
 
     sop_instance_uid = generate_uid()
@@ -102,7 +102,7 @@ def write_dicom_radiograph(image, path: str | Path, *, pixel_spacing_mm=None, sp
                       study_instance_uid=generate_uid(), series_instance_uid=generate_uid(),
                       series_number=series_number, sop_instance_uid=sop_instance_uid, instance_number=1,
                       manufacturer="OrthoGen", series_description=series_description)
-    _set_patient_and_study(dataset, reference, study_instance_uid=None, patient_id=None, patient_name=None)
+    set_patient_and_study(dataset, reference, study_instance_uid=None, patient_id=None, patient_name=None)
     now = datetime.datetime.now()
     dataset.SeriesDate, dataset.SeriesTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     if not dataset.get("StudyDate"):  # a new study (or a reference without a date) starts now

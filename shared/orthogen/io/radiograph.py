@@ -86,15 +86,15 @@ def read_radiograph(path: str | Path, pixel_spacing_mm: tuple[float, float] | No
     multi-frame DICOM or undecodable file (naming the transfer syntax), a bad spacing tag, or an unknown
     extension; naming ``pixel_spacing_mm`` for a bad argument.
     """
-    override = None if pixel_spacing_mm is None else _checked_spacing(pixel_spacing_mm, "pixel_spacing_mm")
+    override = None if pixel_spacing_mm is None else checked_pixel_spacing(pixel_spacing_mm, "pixel_spacing_mm")
     file = existing_file(path)
     name = file.name.lower()
     if name.endswith(_PIL_SUFFIXES):
         image, spacing, spacing_source = _read_pil_image(file), None, NO_SPACING
     elif name.endswith(".npy"):
-        image, spacing, spacing_source = _read_npy(file, read_sidecar=override is None)
+        image, spacing, spacing_source = read_npy_image(file, read_sidecar=override is None)
     elif name.endswith(_NIFTI_SUFFIXES):
-        image, spacing, spacing_source = _read_nifti_image(file)
+        image, spacing, spacing_source = read_nifti_image(file)
     elif is_dicom_file_name(file):
         image, spacing, spacing_source = _read_dicom_radiograph(file, read_spacing=override is None)
     else:
@@ -106,7 +106,7 @@ def read_radiograph(path: str | Path, pixel_spacing_mm: tuple[float, float] | No
                       spacing_source=spacing_source)
 
 
-def _checked_spacing(value, source: str | Path) -> tuple[float, float]:
+def checked_pixel_spacing(value, source: str | Path) -> tuple[float, float]:
     """``value`` as (row, col) floats in mm; InputError naming ``source`` unless two positive numbers."""
     try:
         row, col = (float(v) for v in value)
@@ -117,7 +117,7 @@ def _checked_spacing(value, source: str | Path) -> tuple[float, float]:
     return row, col
 
 
-def _require_2d(array: np.ndarray, file: Path) -> np.ndarray:
+def require_2d(array: np.ndarray, file: Path) -> np.ndarray:
     if array.ndim != 2:
         raise InputError(f"image has shape {array.shape}; expected a single 2D image (H, W)", file)
     return array
@@ -140,7 +140,7 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 def _read_dicom_radiograph(file: Path, *, read_spacing: bool
                            ) -> tuple[np.ndarray, tuple[float, float] | None, str]:
     dataset = read_dicom_file(file)
-    samples = _header_int(dataset, "SamplesPerPixel", 1, file)
+    samples = header_int(dataset, "SamplesPerPixel", 1, file)
     if samples != 1:
         photometric = str(dataset.get("PhotometricInterpretation", "")).strip() or "not given"
         raise InputError(f"colour DICOM (SamplesPerPixel {samples}, PhotometricInterpretation {photometric}); "
@@ -150,19 +150,19 @@ def _read_dicom_radiograph(file: Path, *, read_spacing: bool
     if photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
         raise InputError(f"PhotometricInterpretation {photometric}; expected a grayscale radiograph "
                          "(MONOCHROME1 or MONOCHROME2)", file)
-    frames = _header_int(dataset, "NumberOfFrames", 1, file)
+    frames = header_int(dataset, "NumberOfFrames", 1, file)
     if frames != 1:
         raise InputError(f"multi-frame DICOM (NumberOfFrames {frames}); expected a single-frame 2D image",
                          file)
-    spacing, spacing_source = _dicom_pixel_spacing(dataset, file) if read_spacing else (None, NO_SPACING)
-    pixels = _require_2d(decode_pixel_array(dataset, file), file)
+    spacing, spacing_source = dicom_pixel_spacing(dataset, file) if read_spacing else (None, NO_SPACING)
+    pixels = require_2d(decode_pixel_array(dataset, file), file)
     values = np.asarray(apply_voi_lut(apply_modality_lut(pixels, dataset), dataset), dtype=np.float64)
     if photometric == "MONOCHROME1":
         values = -values
     return _min_max(values), spacing, spacing_source
 
 
-def _header_int(dataset: Dataset, keyword: str, default: int, file: Path) -> int:
+def header_int(dataset: Dataset, keyword: str, default: int, file: Path) -> int:
     """An integer header value (empty or absent -> ``default``); InputError naming the tag if malformed."""
     try:
         value = dataset.get(keyword)
@@ -171,7 +171,7 @@ def _header_int(dataset: Dataset, keyword: str, default: int, file: Path) -> int
         raise InputError(f"{keyword} is {_shown(dataset, keyword)}; expected a whole number", file) from exc
 
 
-def _dicom_pixel_spacing(dataset: Dataset, file: Path) -> tuple[tuple[float, float] | None, str]:
+def dicom_pixel_spacing(dataset: Dataset, file: Path) -> tuple[tuple[float, float] | None, str]:
     """(row, col) spacing in mm and where it came from (see :class:`Radiograph`).
 
     PixelSpacing, else ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor, else
@@ -276,14 +276,14 @@ def _read_pil_image(file: Path) -> np.ndarray:
                          file) from exc
 
 
-def _read_npy(file: Path, *, read_sidecar: bool = True
+def read_npy_image(file: Path, *, read_sidecar: bool = True
               ) -> tuple[np.ndarray, tuple[float, float] | None, str]:
     try:
         array = np.load(file, allow_pickle=False)
     except Exception as exc:  # numpy raises ValueError / EOFError / OSError on bad files
         raise InputError(f"not a readable .npy array, or truncated ({type(exc).__name__}: {exc})",
                          file) from exc
-    image = _require_unit_range(_require_2d(np.asarray(array), file), file)
+    image = _require_unit_range(require_2d(np.asarray(array), file), file)
     sidecar = file.with_suffix(".json")
     if not read_sidecar or not sidecar.exists():
         return image, None, NO_SPACING
@@ -292,10 +292,10 @@ def _read_npy(file: Path, *, read_sidecar: bool = True
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InputError('not the expected sidecar; expected JSON {"pixel_spacing_mm": [row, col]} in mm',
                          sidecar) from exc
-    return image, _checked_spacing(spacing, sidecar), f"sidecar {sidecar.name}"
+    return image, checked_pixel_spacing(spacing, sidecar), f"sidecar {sidecar.name}"
 
 
-def _read_nifti_image(file: Path) -> tuple[np.ndarray, tuple[float, float], str]:
+def read_nifti_image(file: Path) -> tuple[np.ndarray, tuple[float, float], str]:
     try:
         nifti = nib.load(file)
         shape = nifti.shape

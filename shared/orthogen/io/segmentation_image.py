@@ -17,8 +17,8 @@ from orthogen.errors import InputError
 from orthogen.io.ct_series_checks import is_dicom_file_name
 from orthogen.io.dicom_file import decode_pixel_array, read_dicom_file
 from orthogen.io.input_file import existing_file
-from orthogen.io.radiograph import (NO_SPACING, _dicom_pixel_spacing, _header_int, _read_nifti_image, _read_npy,
-                                    _require_2d)
+from orthogen.io.radiograph import (NO_SPACING, dicom_pixel_spacing, header_int, read_nifti_image, read_npy_image,
+                                    require_2d)
 
 __all__ = ["SEGMENTATION_SUFFIXES", "SegmentationImage", "read_segmentation_image", "segmentation_stem"]
 
@@ -81,9 +81,9 @@ def read_segmentation_image(path: str | Path) -> SegmentationImage:
     if name.endswith(".png"):
         image, spacing, spacing_source = _read_png(file), None, NO_SPACING
     elif name.endswith(".npy"):
-        image, spacing, spacing_source = _read_npy(file)
+        image, spacing, spacing_source = read_npy_image(file)
     elif name.endswith((".nii", ".nii.gz")):
-        image, spacing, spacing_source = _read_nifti_image(file)
+        image, spacing, spacing_source = read_nifti_image(file)
     elif is_dicom_file_name(file):
         image, spacing, spacing_source = _read_dicom_segmentation(file)
     else:
@@ -129,25 +129,25 @@ def _gray_from_colour(rgb: np.ndarray, mode: str, file: Path) -> np.ndarray:
 
 def _read_dicom_segmentation(file: Path) -> tuple[np.ndarray, tuple[float, float] | None, str]:
     dataset = read_dicom_file(file)
-    samples = _header_int(dataset, "SamplesPerPixel", 1, file)
+    samples = header_int(dataset, "SamplesPerPixel", 1, file)
     photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
     if samples != 1 or photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
         raise InputError(f"colour DICOM (SamplesPerPixel {samples}, PhotometricInterpretation "
                          f"{photometric or 'not given'}); expected a grayscale segmentation image "
                          "(SamplesPerPixel 1, MONOCHROME2)", file)
-    frames = _header_int(dataset, "NumberOfFrames", 1, file)
+    frames = header_int(dataset, "NumberOfFrames", 1, file)
     if frames != 1:
         raise InputError(f"multi-frame DICOM (NumberOfFrames {frames}); expected a single-frame 2D segmentation "
                          "image", file)
-    spacing, spacing_source = _dicom_pixel_spacing(dataset, file)
-    stored = np.asarray(_require_2d(decode_pixel_array(dataset, file), file), dtype=np.float64)
+    spacing, spacing_source = dicom_pixel_spacing(dataset, file)
+    stored = np.asarray(require_2d(decode_pixel_array(dataset, file), file), dtype=np.float64)
     low, high = float(stored.min()), float(stored.max())
     if low < 0:
         raise InputError(f"stored values span [{low:g}, {high:g}]; expected non-negative values: class indices "
                          "0 / 1 / 2 or grey levels 0 .. 2^BitsStored - 1", file)
     if high <= _MAX_CLASS_INDEX:
         return stored / _MAX_CLASS_INDEX, spacing, spacing_source
-    bits = _header_int(dataset, "BitsStored", _header_int(dataset, "BitsAllocated", 16, file), file)
+    bits = header_int(dataset, "BitsStored", header_int(dataset, "BitsAllocated", 16, file), file)
     top = float(2 ** bits - 1)
     if bits < 1 or high > top:
         raise InputError(f"stored values reach {high:g} with BitsStored {bits}; expected values up to "
