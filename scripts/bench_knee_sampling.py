@@ -37,10 +37,8 @@ def bundle_pieces(bundle: Path, method: str, condition: str, weights: Path | Non
     path = weights or Path(parser.get_parsed_content("ckpt_path"))
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     network.eval()
-    datalist = parser.get_parsed_content("datalist")
     training = segmentation_datalist("", parser.get_parsed_content("dataset_dir"), "training", condition)
-    return (network, parser.get_parsed_content("sde"), parser.get_parsed_content("preprocessing"), datalist,
-            training, path)
+    return network, parser.get_parsed_content("sde"), parser.get_parsed_content("preprocessing"), training, path
 
 
 def mean_training_radiograph(training: list[dict], preprocessing) -> torch.Tensor:
@@ -58,7 +56,8 @@ def main() -> None:
     parser.add_argument("--method", default="ctm", choices=["ctm", "csm"])
     parser.add_argument("--condition", default="contour_bone", choices=["contour", "contour_bone"])
     parser.add_argument("--weights", type=Path, default=None, help="default: the bundle's models/<name>.pt")
-    parser.add_argument("--images", type=int, default=8, help="test images (the first N of the split)")
+    parser.add_argument("--images", type=int, default=8,
+                        help="test images, evenly spaced over the split (as evaluate.json's --test_images)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-label", default="phantom", help="what the prepared dataset is: phantom or real")
@@ -66,9 +65,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    network, sde, preprocessing, datalist, training, weights = bundle_pieces(args.bundle, args.method,
-                                                                             args.condition, args.weights)
-    items = [preprocessing(item) for item in datalist[: args.images]]
+    network, sde, preprocessing, training, weights = bundle_pieces(args.bundle, args.method, args.condition,
+                                                                   args.weights)
+    dataset_dir = args.bundle / "data" / "knee_radiographs"
+    datalist = segmentation_datalist("", dataset_dir, "test", args.condition, images=args.images)
+    items = [preprocessing(item) for item in datalist]
     segmentation = torch.stack([item["image"].as_tensor() for item in items])
     truth = [item["label"].as_tensor() for item in items]
     print(f"Knee radiograph sampling, {args.method.upper()} ({args.condition}), weights {weights}, "
