@@ -27,7 +27,7 @@ SAMPLERS = [("pc", None), ("ode", 50)]  # (sampler, steps): PC at the SDE's N = 
 
 
 def bundle_pieces(bundle: Path, method: str, condition: str, weights: Path | None):
-    """The bundle's own network (with its trained weights), SDE, preprocessing and test datalist."""
+    """The bundle's own network (with its trained weights), SDE, preprocessing and training datalist."""
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser.read_meta(str(bundle / "configs" / "metadata.json"))
