@@ -47,3 +47,23 @@ __all__ = [
     "gaussian_data_loss_minimum",
     "predictor_by_name",
 ]
+
+# Nested (Matryoshka) diffusion in 3D: shifted schedule, multi-resolution loss, DDIM sampler.
+from orthogen.diffusion.nested_ddim_sampler import NestedDDIMSampler  # noqa: E402
+from orthogen.diffusion.nested_denoiser_fn import NestedConditionedDenoiser, NestedDenoiseCounter  # noqa: E402
+from orthogen.diffusion.nested_diffusion import (  # noqa: E402
+    PREDICTION_TYPES,
+    ShiftedCosineSchedule,
+    downsample_pyramid,
+)
+from orthogen.diffusion.nested_diffusion_loss import NestedDiffusionLoss  # noqa: E402
+
+__all__ += [
+    "NestedConditionedDenoiser",
+    "NestedDDIMSampler",
+    "NestedDenoiseCounter",
+    "NestedDiffusionLoss",
+    "PREDICTION_TYPES",
+    "ShiftedCosineSchedule",
+    "downsample_pyramid",
+]
