@@ -1,4 +1,4 @@
-"""The nested (Matryoshka) 3D denoiser: shapes per resolution, the MONAI core, progressive stages, presets, bad inputs."""
+"""The nested (Matryoshka) 3D denoiser: shapes per resolution, MONAI core, progressive stages, presets, bad inputs."""
 import pytest
 import torch
 from monai.networks.nets import DiffusionModelUNet

@@ -59,16 +59,20 @@ about 1000 = noise; floats allowed). ``context`` (B, T, cross_attention_dim): ra
 decides), one per given resolution.
 
 **Presets** (:data:`NESTED_UNET3D_PRESETS`; trainable parameters at ``in_channels=out_channels=1``,
-resolutions (32, 64, 128), counted by ``scripts/bench_nested_denoiser.py``):
+counted by ``scripts/bench_nested_denoiser.py``):
 
-- ``"phantom_cpu"``: core channels (32, 64, 64) at 32/16/8, cross-attention at 8^3 (and MONAI's middle
-  block), outer widths 16 (64^3) and 16 (128^3), one residual block per level: 2,975,986 parameters
-  (2,942,514 in the core + spacing embedding). One forward at 32^3, batch 1, 128 tokens: ~0.17 s on
-  one thread; 64^3: ~0.7 s (see the bench script for the measured numbers).
-- ``"paper"``: core channels (256, 512, 768, 1024) at 32/16/8/4, two residual blocks per level,
-  cross-attention at 16, 8 and 4 (2 transformer layers), outer widths 128 and 64: 419,812,018
-  parameters, approximating the seed's ~400 M (the paper's exact channel plan is not public here).
-  Built on the meta device in the tests.
+- ``"phantom_cpu"``: core channels (32, 64, 64) at 32/16/8, one residual block per level,
+  cross-attention (with self-attention, MONAI's transformer block) at 8^3 and in MONAI's middle block,
+  token width 64; outer widths 16 (64^3) and 16 (128^3), one residual block each: 3,239,777
+  parameters at (32,), 3,331,282 at (32, 64), 3,408,947 at (32, 64, 128). On this project's 2-core
+  CPU with one torch thread (other jobs running, load ~3), batch 1, 128 tokens: forward 0.48 s at
+  32^3 and 1.22 s at (32, 64); forward + backward 1.48 s and 3.41 s (two threads were slower under
+  that load). ``scripts/bench_nested_denoiser.py`` measures it.
+- ``"paper"``: core channels (128, 256, 512, 512) at 32/16/8/4, two residual blocks per level,
+  cross-attention at 16, 8 and 4 (two transformer layers each), token width 512; outer widths 128
+  (64^3) and 64 (128^3), two residual blocks each: 404,667,649 parameters at (32,), 411,742,338 at
+  (32, 64), 413,817,475 at (32, 64, 128), approximating the seed's ~400 M (its exact channel plan
+  could not be checked here). Built on the meta device in the tests.
 """
 from __future__ import annotations
 
@@ -130,7 +134,8 @@ class SpacingEmbedding(nn.Module):
         self.num_quantities, self.num_frequencies = int(num_quantities), int(num_frequencies)
         self.register_buffer("frequencies", torch.logspace(0.0, 2.0, self.num_frequencies), persistent=False)
         features = 2 * self.num_frequencies * self.num_quantities
-        self.mlp = nn.Sequential(nn.Linear(features, embed_dim), nn.SiLU(), zero_module(nn.Linear(embed_dim, embed_dim)))
+        self.mlp = nn.Sequential(nn.Linear(features, embed_dim), nn.SiLU(),
+                                 zero_module(nn.Linear(embed_dim, embed_dim)))
 
     def forward(self, *values_mm: torch.Tensor) -> torch.Tensor:
         """Embedding (B, embed_dim) of ``num_quantities`` tensors (B,) in mm (> 0)."""
@@ -402,7 +407,8 @@ def check_resolutions(resolutions: Sequence[int], core_levels: int, outer_levels
     try:
         resolutions = tuple(int(r) for r in resolutions)
     except (TypeError, ValueError):
-        raise InputError(f"expected a sequence of cube sizes like (32, 64), got {resolutions!r}", "resolutions") from None
+        raise InputError(f"expected a sequence of cube sizes like (32, 64), got {resolutions!r}",
+                         "resolutions") from None
     step = 2 ** (core_levels - 1)
     if not resolutions or resolutions[0] < step or resolutions[0] % step or any(
             b != 2 * a for a, b in zip(resolutions, resolutions[1:])):

@@ -57,8 +57,6 @@ RADIOGRAPH_ENCODER_PRESETS: dict[str, dict] = {
 """The radiograph encoder's hyperparameters by name. ``token_dim`` must equal the denoiser preset's
 ``cross_attention_dim`` of the same name (:data:`orthogen.networks.NESTED_UNET3D_PRESETS`)."""
 
-VIEW_NAMES = ("AP", "lateral")
-
 
 def sincos_position_embedding_2d(height: int, width: int, dim: int, device=None, dtype=None) -> torch.Tensor:
     """Fixed 2D sine-cosine position embedding, (height * width, dim), row-major.
