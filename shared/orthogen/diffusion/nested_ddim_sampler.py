@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from orthogen.diffusion.nested_denoiser_fn import NestedDenoiseCounter, NestedDenoiseFunction
-from orthogen.diffusion.nested_diffusion import ShiftedCosineSchedule, _column, check_prediction_type
+from orthogen.diffusion.nested_diffusion import ShiftedCosineSchedule, per_case, check_prediction_type
 from orthogen.errors import InputError
 
 
@@ -89,8 +89,8 @@ class NestedDDIMSampler:
         if s <= 0.0:
             return x0
         resolution = x_t.shape[-1]
-        alpha_t, sigma_t = (_column(v, x_t) for v in self.schedule.alpha_sigma(t, resolution))
-        alpha_s, sigma_s = (_column(v, x_t) for v in self.schedule.alpha_sigma(torch.full_like(t, s), resolution))
+        alpha_t, sigma_t = (per_case(v, x_t) for v in self.schedule.alpha_sigma(t, resolution))
+        alpha_s, sigma_s = (per_case(v, x_t) for v in self.schedule.alpha_sigma(torch.full_like(t, s), resolution))
         eps = (x_t - alpha_t * x0) / sigma_t
         if self.eta == 0.0:
             return alpha_s * x0 + sigma_s * eps

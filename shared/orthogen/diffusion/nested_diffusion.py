@@ -56,7 +56,7 @@ def check_prediction_type(prediction_type: str) -> str:
     return prediction_type
 
 
-def _column(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_case(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(B,) -> (B, 1, 1, ...) matching ``like``'s dimensions."""
     return value.reshape(-1, *([1] * (like.ndim - 1))).to(dtype=like.dtype, device=like.device)
 
@@ -103,20 +103,20 @@ class ShiftedCosineSchedule:
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x_t = alpha x0 + sigma noise; x0, noise (B, C, r, r, r), t (B,) in [0, 1]."""
         alpha, sigma = self.alpha_sigma(t, x0.shape[-1])
-        return _column(alpha, x0) * x0 + _column(sigma, x0) * noise
+        return per_case(alpha, x0) * x0 + per_case(sigma, x0) * noise
 
     def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, prediction_type: str = "v"):
         """What the network should predict for (x0, noise, t): the noise, or v = alpha noise - sigma x0."""
         if check_prediction_type(prediction_type) == "epsilon":
             return noise
         alpha, sigma = self.alpha_sigma(t, x0.shape[-1])
-        return _column(alpha, x0) * noise - _column(sigma, x0) * x0
+        return per_case(alpha, x0) * noise - per_case(sigma, x0) * x0
 
     def x0_and_noise(self, x_t: torch.Tensor, prediction: torch.Tensor, t: torch.Tensor,
                      prediction_type: str = "v") -> tuple[torch.Tensor, torch.Tensor]:
         """(x0, noise) implied by a prediction at x_t, t (the inverse of :meth:`add_noise` / :meth:`target`)."""
         alpha, sigma = self.alpha_sigma(t, x_t.shape[-1])
-        alpha, sigma = _column(alpha, x_t), _column(sigma, x_t)
+        alpha, sigma = per_case(alpha, x_t), per_case(sigma, x_t)
         if check_prediction_type(prediction_type) == "epsilon":
             return (x_t - sigma * prediction) / alpha, prediction
         return alpha * x_t - sigma * prediction, sigma * x_t + alpha * prediction
