@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,9 @@ class RadiographMetricReport:
         data_label: what the test images are ("phantom", "real"), in every row and the log.
         method: ``"unet"``, ``"csm"`` or ``"ctm"``.
         condition: ``"contour"`` or ``"contour_bone"``.
-        sampler_description: sampler and network evaluations, e.g. ``"PC, 500 steps, NFE 1000"``.
+        sampler_description: sampler and network evaluations, e.g. ``"PC, 500 steps, NFE 1000"``, or a
+            callable giving it when the report is made (the bundle passes its inferer's ``describe``,
+            which knows the network evaluations only after sampling).
         table_one_csv: if given, after writing its own CSV the report gathers every report CSV of the
             same data label in ``output_csv``'s folder into the seed's Table I, writes it here and logs
             it beside the paper's (:func:`orthogen.evaluation.radiograph_table.write_table_one`); so the
@@ -55,9 +58,10 @@ class RadiographMetricReport:
     """
 
     def __init__(self, output_csv: str | Path, data_label: str, method: str, condition: str,
-                 sampler_description: str, table_one_csv: str | Path | None = None, name: str | None = None):
+                 sampler_description: str | Callable[[], str], table_one_csv: str | Path | None = None, name: str | None = None):
         check_method_condition(method, condition)
-        for field, value in (("data_label", data_label), ("sampler_description", sampler_description)):
+        described = (("sampler_description", sampler_description),) if not callable(sampler_description) else ()
+        for field, value in (("data_label", data_label), *described):
             if not isinstance(value, str) or not value.strip():
                 raise InputError(f"expected a non-empty text, got {value!r}", field)
         self.output_csv = Path(output_csv)
@@ -101,6 +105,8 @@ class RadiographMetricReport:
     def _report(self, engine: Engine) -> None:
         if not self.mae:
             raise InputError("no test image was evaluated", "evaluator")
+        if callable(self.sampler_description):
+            self.sampler_description = self.sampler_description()
         mae_mean, mae_std = mean_std(self.mae)
         psnr_mean, psnr_std = mean_std(self.psnr)
         self.summary = {
