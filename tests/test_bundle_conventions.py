@@ -150,10 +150,14 @@ def _network_shapes(bundle: Path, files: tuple[str, ...], overrides: dict) -> di
 @pytest.mark.parametrize("preset", [(), ("paper_scale.json",)], ids=["default", "paper_scale"])
 def test_training_alone_builds_the_network_inference_alone_builds(bundle, preset):
     overlays = sorted(p.name for p in (bundle / "configs").glob("train_*.json")) or [None]
+    network_def = json.dumps(json.loads((bundle / "configs" / "inference.json").read_text())["network_def"])
     for overlay in overlays:
-        method = {} if overlay is None else {"method": json.loads((bundle / "configs" / overlay).read_text())["method"]}
+        # the overlay's ids that network_def reads (a method, a cascade's resolutions), given to inference too
+        content = {} if overlay is None else json.loads((bundle / "configs" / overlay).read_text())
+        chosen = {key: value for key, value in content.items() if f"@{key}" in network_def}
+        assert overlay is None or chosen, f"{overlay} changes nothing network_def reads"
         trained = _network_shapes(bundle, ("train.json", *([overlay] if overlay else []), *preset), {})
-        inferred = _network_shapes(bundle, ("inference.json", *preset), method)
+        inferred = _network_shapes(bundle, ("inference.json", *preset), chosen)
         assert trained == inferred, overlay
     default = _network_shapes(bundle, ("inference.json",), {})
     assert (default == _network_shapes(bundle, ("inference.json", *preset), {})) == (not preset)

@@ -67,3 +67,8 @@ __all__ += [
     "ShiftedCosineSchedule",
     "downsample_pyramid",
 ]
+
+# The knee CT diffusion bundle's inferer: nested DDIM from bi-planar radiographs.
+from orthogen.diffusion.nested_ct_inferer import NestedCTInferer  # noqa: E402
+
+__all__ += ["NestedCTInferer"]

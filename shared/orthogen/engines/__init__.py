@@ -4,3 +4,8 @@ from orthogen.engines.score_matching_trainer import ScoreMatchingTrainer
 from orthogen.engines.x2ct_gan_trainer import X2CTGanTrainer
 
 __all__ = ["LinearDecayLR", "ScoreMatchingTrainer", "X2CTGanTrainer", "linear_decay_factor"]
+
+# The nested (Matryoshka) diffusion trainer of the knee CT bundle.
+from orthogen.engines.nested_diffusion_trainer import NestedDiffusionTrainer  # noqa: E402
+
+__all__ += ["NestedDiffusionTrainer"]

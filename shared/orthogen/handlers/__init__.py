@@ -7,3 +7,9 @@ from orthogen.handlers.x2ct_metric_report import X2CTMetricReport
 
 __all__ = ["ExponentialMovingAverage", "NetworkCheckpointLoader", "RadiographMetricReport", "X2CTImageGridHandler", "X2CTMetricReport",
            "shape_mismatch", "x2ct_image_grid"]
+
+# The knee CT diffusion bundle: progressive stage loading and its metric report.
+from orthogen.handlers.inner_stage_loader import InnerStageLoader  # noqa: E402
+from orthogen.handlers.knee_ct_metric_report import KneeCTMetricReport  # noqa: E402
+
+__all__ += ["InnerStageLoader", "KneeCTMetricReport"]

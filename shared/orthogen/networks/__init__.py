@@ -47,3 +47,12 @@ __all__ += [
     "RadiographEncoder",
     "radiograph_encoder",
 ]
+
+# The knee CT diffusion bundle's network: the radiograph encoder and the nested denoiser in one module.
+from orthogen.networks.biplanar_ct_diffusion import (  # noqa: E402
+    BIPLANAR_CT_DIFFUSION_PRESETS,
+    BiplanarCTDiffusion,
+    biplanar_ct_diffusion,
+)
+
+__all__ += ["BIPLANAR_CT_DIFFUSION_PRESETS", "BiplanarCTDiffusion", "biplanar_ct_diffusion"]

@@ -45,3 +45,8 @@ __all__ = [
     "XrayPreprocess",
     "XrayPreprocessd",
 ]
+
+# The affine of a prediction on another grid than its input (the knee CT diffusion cascade).
+from orthogen.transforms.prediction_grid import PredictionGridAffined, affine_for_grid  # noqa: E402
+
+__all__ += ["PredictionGridAffined", "affine_for_grid"]

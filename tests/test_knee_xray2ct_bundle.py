@@ -1,0 +1,262 @@
+"""The knee_xray2ct_diffusion bundle run by `python -m monai.bundle`: the 32^3 stage trains one iteration on a
+tiny prepared phantom set (here an 8^3 base on 16^3 CTs, 32 x 32 views), inference and evaluation run on what
+it wrote, the next stage trains from its weights; metadata, network I/O, and bad inputs giving one line."""
+from __future__ import annotations
+
+import csv
+import json
+from functools import partial
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from orthogen.data.case_layout import write_case
+from orthogen.data.knee_ct_prepare import KneeCTPreparation, prepare_knee_ct
+from orthogen.phantoms import KneePhantom
+
+from bundle_runs import run_bundle
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "knee_xray2ct_diffusion"
+CONFIGS = BUNDLE / "configs"
+CT, VIEWS = 16, 32  # prepared CT cube and radiograph sizes of the tests
+SMALL = ["--image_size", str(VIEWS), "--resolutions", "[8]"]
+TRAIN = ["--batch_size", "2", "--max_epochs", "1", "--train#trainer#epoch_length", "1"]
+FAST = ["--steps", "2", "--metric_report#registration",
+        "{'shrink_factors': [1], 'smoothing_sigmas': [0.0], 'iterations': 5}"]
+
+_run = partial(run_bundle, CONFIGS, meta_and_logging=True)
+
+
+def _ok(result) -> str:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+def _one_line_error(result, fragment: str) -> str:
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and fragment in last, last
+    return last
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A bundle root with 4 phantom knees prepared at 16^3 with 32 x 32 DRRs (split 2:1:1)."""
+    root = tmp_path_factory.mktemp("knee_xray2ct")
+    for seed in range(4):
+        p = KneePhantom.from_seed(seed).render(shape=(32, 32, 32), spacing=(4.0, 4.0, 4.0))
+        write_case(p.volume_hu, p.labels, p.affine, root / "phantoms", f"knee_{seed:04d}")
+    prepare_knee_ct(root / "phantoms", root / "data" / "knee_ct", KneeCTPreparation(size=CT, drr_size=VIEWS,
+                                                                                     split=(2, 1, 1)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(root):
+    """The base stage trained for one iteration: models/model_8.pt and its log."""
+    log = _ok(_run("training", ["train.json"], root, *SMALL, *TRAIN))
+    return root, log
+
+
+@pytest.fixture(scope="module")
+def radiographs(tmp_path_factory):
+    """A DICOM DX AP + lateral pair of one study (48 x 48, PixelSpacing 2 mm), a PNG pair, odd inputs."""
+    from pydicom.uid import ImplicitVRLittleEndian, generate_uid
+
+    from dicom_builders import write_dx
+
+    folder = tmp_path_factory.mktemp("radiographs")
+    disk = np.zeros((48, 48))
+    disk[np.hypot(*np.mgrid[-24:24, -24:24]) < 18] = 3000.0
+    study = generate_uid()
+    for name in ("ap", "lateral"):
+        write_dx(folder / f"{name}.dcm", disk.astype("<u2"), bits_stored=12, pixel_spacing=(2.0, 2.0),
+                 study_uid=study, transfer_syntax=ImplicitVRLittleEndian, PatientID="P")
+    picture = (disk / 3000 * 255).astype(np.uint8)
+    Image.fromarray(picture).save(folder / "ap.png")
+    Image.fromarray(picture).save(folder / "lateral.png")
+    Image.fromarray(picture[:40]).save(folder / "lateral_40x48.png")
+    return folder, study
+
+
+def test_the_base_stage_trains_and_writes_its_ema_weights(trained):
+    root, log = trained
+    assert "Epoch[1] Complete" in log and "saved the EMA weights" in log
+    weights = torch.load(root / "models" / "model_8.pt", weights_only=True)
+    assert any(k.startswith("encoder.") for k in weights) and any(k.startswith("denoiser.core.") for k in weights)
+    assert not any(k.startswith("denoiser.outer_levels.") for k in weights)
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+    assert list((root / "runs" / "stage_8").glob("training_state_checkpoint_epoch=1.pt"))
+
+
+def test_inference_writes_a_ct_per_test_case_on_the_case_field_of_view(trained):
+    root, _ = trained
+    out = root / "eval_test"
+    _ok(_run("inference", ["inference.json"], root, *SMALL, "--steps", "2", "--output_dir", str(out)))
+    test_cases = json.loads((root / "data" / "knee_ct" / "datalist.json").read_text())["test"]
+    written = sorted(out.glob("*_ct.nii.gz"))
+    assert [p.name for p in written] == sorted(f"{c['h5'].removesuffix('.h5')}_ct.nii.gz" for c in test_cases)
+    image = nib.load(written[0])
+    assert image.shape == (8, 8, 8)
+    with h5py.File(root / "data" / "knee_ct" / test_cases[0]["h5"]) as f:
+        case_affine = np.asarray(f.attrs["affine"])
+    assert np.allclose(np.linalg.norm(image.affine[:3, :3], axis=0), 2 * np.linalg.norm(case_affine[:3, :3], axis=0))
+    volume = np.asarray(image.dataobj)
+    assert np.isfinite(volume).all() and -1024 - 1e-3 <= volume.min() and volume.max() <= 1476 + 1e-3
+
+
+def test_the_same_seed_gives_the_same_ct_and_dicom_radiographs_give_a_dicom_series_in_their_study(trained,
+                                                                                                    radiographs):
+    import pydicom
+
+    root, _ = trained
+    folder, study = radiographs
+    outs = [root / f"eval_dicom_{i}" for i in range(2)]
+    for out in outs:
+        _ok(_run("inference", ["inference.json"], root, *SMALL, "--steps", "2", "--input_ap", str(folder / "ap.dcm"),
+                 "--input_lateral", str(folder / "lateral.dcm"), "--slice_thickness", "2.0",
+                 "--output_format", "dicom", "--output_dir", str(out)))
+    first, second = (np.asarray(nib.load(out / "ap_ct.nii.gz").dataobj) for out in outs)
+    assert first.shape == (8, 8, 8) and np.array_equal(first, second)
+    slices = sorted((outs[0] / "ap_ct_dicom").glob("*.dcm"))
+    assert len(slices) == 8
+    header = pydicom.dcmread(slices[0], stop_before_pixels=True)
+    assert header.StudyInstanceUID == study and header.Modality == "CT"
+    assert "synthetic" in header.SeriesDescription and "untrained" in header.SeriesDescription
+
+
+def test_evaluation_writes_the_metric_table_beside_the_mean_volume_baseline(trained):
+    root, _ = trained
+    log = _ok(_run("evaluating", ["inference.json", "evaluate.json"], root, *SMALL, *FAST))
+    rows = list(csv.DictReader((root / "eval" / "knee_ct_metrics.csv").open()))
+    n_test = len(json.loads((root / "data" / "knee_ct" / "datalist.json").read_text())["test"])
+    assert len(rows) == 2 * n_test + 2
+    assert {r["method"] for r in rows} == {"nested diffusion", "mean training volume"}
+    assert all(r["data"] == "phantom" for r in rows)
+    for key in ("bone_dice", "bone_assd_mm", "PSNR_3D", "SSIM", "reprojection_psnr_mean"):
+        assert key in rows[0] and np.isfinite(float(rows[-1][key])) or key == "bone_assd_mm", key
+    assert "knee CT metric table" in log and "bone_dice" in log and "mean training volume" in log
+
+
+def test_the_next_stage_starts_from_the_previous_stages_weights(trained):
+    root, _ = trained
+    log = _ok(_run("training", ["train.json", "train_64.json"], root, "--image_size", str(VIEWS),
+                   "--resolutions", "[8,16]", *TRAIN))
+    assert f"loaded the inner stage from {root / 'models' / 'model_8.pt'}" in log
+    assert "new tensors of the added outer level" in log
+    inner = torch.load(root / "models" / "model_8.pt", weights_only=True)
+    outer = torch.load(root / "models" / "model_16.pt", weights_only=True)
+    assert set(inner) < set(outer) and all(k.startswith("denoiser.outer_levels.0.") for k in set(outer) - set(inner))
+
+
+def test_inner_stage_loading_keeps_the_inner_outputs_and_names_a_wrong_file():
+    from orthogen.errors import InputError
+    from orthogen.networks import biplanar_ct_diffusion
+
+    torch.manual_seed(0)
+    small, large = biplanar_ct_diffusion("phantom_cpu", (8,)), biplanar_ct_diffusion("phantom_cpu", (8, 16))
+    new = large.load_inner_stage(small.state_dict())
+    assert new and all(k.startswith("denoiser.outer_levels.0.") for k in new)
+    x = [torch.randn(1, 1, 8, 8, 8), torch.randn(1, 1, 16, 16, 16)]
+    args = (torch.tensor([300.0]), torch.rand(1, 2, 32, 32), 1.0, 2.0)
+    with torch.no_grad():
+        assert torch.equal(small(x[:1], *args)[0], large(x, *args)[0])
+    with pytest.raises(InputError, match="encoder"):
+        large.load_inner_stage({k: v for k, v in small.state_dict().items() if not k.startswith("encoder.stem")})
+
+
+def test_the_default_inference_without_weights_stops_with_one_line(radiographs, tmp_path):
+    folder, _ = radiographs
+    out = tmp_path / "out"
+    result = _run("inference", ["inference.json"], BUNDLE, "--input_ap", str(folder / "ap.dcm"),
+                  "--input_lateral", str(folder / "lateral.dcm"), "--slice_thickness", "1.0",
+                  "--output_dir", str(out))
+    last = _one_line_error(result, "no such weights file; train the bundle first")
+    assert str(BUNDLE / "models" / "model_32.pt") in last
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case, overrides, fragment", [
+    ("one-view", ["--input_ap", "{f}/ap.png", "--pixel_spacing", "4.0", "--slice_thickness", "1.0"],
+     "input: one view only"),
+    ("views-of-different-sizes", ["--input_ap", "{f}/ap.png", "--input_lateral", "{f}/lateral_40x48.png",
+                                  "--pixel_spacing", "4.0", "--slice_thickness", "1.0"], "views of different sizes"),
+    ("negative-pixel-spacing", ["--input_ap", "{f}/ap.png", "--input_lateral", "{f}/lateral.png",
+                                "--pixel_spacing", "-0.2", "--slice_thickness", "1.0"],
+     "pixel_spacing: expected positive pixel spacings in mm"),
+    ("zero-slice-thickness", ["--input_ap", "{f}/ap.dcm", "--input_lateral", "{f}/lateral.dcm",
+                              "--slice_thickness", "0"], "slice_thickness: expected a number of mm above 0"),
+    ("no-slice-thickness", ["--input_ap", "{f}/ap.dcm", "--input_lateral", "{f}/lateral.dcm"],
+     "slice_thickness: no slice thickness for radiograph inputs"),
+])
+def test_bad_radiograph_inputs_stop_with_one_line_and_write_nothing(trained, radiographs, tmp_path, case, overrides,
+                                                                    fragment):
+    root, _ = trained
+    folder, _ = radiographs
+    out = tmp_path / "out"
+    args = [a.format(f=folder) for a in overrides]
+    _one_line_error(_run("inference", ["inference.json"], root, *SMALL, *args, "--output_dir", str(out)), fragment)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", [0, -0.2, float("nan")])
+def test_zero_negative_or_nan_spacing_and_thickness_are_refused_when_the_loaders_are_built(value):
+    from orthogen.data.biplanar_conditioning import BiplanarConditioningd
+    from orthogen.data.biplanar_input import LoadBiplanarInputd
+    from orthogen.errors import InputError
+
+    with pytest.raises(InputError, match="pixel_spacing: expected positive pixel spacings in mm"):
+        LoadBiplanarInputd(size=VIEWS, pixel_spacing_mm=value)
+    with pytest.raises(InputError, match="slice_thickness: expected a number of mm above 0"):
+        BiplanarConditioningd(slice_thickness_mm=value)
+
+
+def test_evaluating_a_case_file_without_ct_stops_with_one_line(trained, tmp_path):
+    root, _ = trained
+    case = next((root / "data" / "knee_ct").glob("*.h5"))
+    ctless = tmp_path / "no_ct.h5"
+    ctless.write_bytes(case.read_bytes())
+    with h5py.File(ctless, "a") as f:
+        del f["ct"]
+    out = tmp_path / "out"
+    result = _run("evaluating", ["inference.json", "evaluate.json"], root, *SMALL, *FAST, "--input_h5", str(ctless),
+                  "--output_dir", str(out))
+    last = _one_line_error(result, "no_ct.h5")
+    assert "ct" in last.lower()
+    assert not out.exists()
+
+
+def test_metadata_verifies_and_the_default_network_has_the_declared_inputs_and_outputs():
+    from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
+
+    schema = REPO / "schemas" / "monai_bundle_meta_schema.json"
+    meta = CONFIGS / "metadata.json"
+    verify_metadata(meta_file=str(meta), filepath=str(schema))
+    metadata = json.loads(meta.read_text())
+    assert metadata["orthogen_weights"] == "untrained"  # no weights shipped yet
+    io = metadata["network_data_format"]
+    views = io["inputs"]["views"]
+    extra = {"timesteps": torch.tensor([500.0]), "views": torch.rand(1, 2, *views["spatial_shape"]),
+             "pixel_spacing": 1.0, "slice_thickness": 1.0}
+    verify_net_in_out(net_id="network_def", meta_file=str(meta), config_file=str(CONFIGS / "inference.json"),
+                      n=1, any=1, extra_forward_args=extra, device="cpu")
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    network = parser.get_parsed_content("network_def").eval()
+    size = parser.get_parsed_content("resolutions")[-1]
+    assert io["inputs"]["image"]["spatial_shape"] == [size] * 3 == io["outputs"]["pred"]["spatial_shape"]
+    assert views["spatial_shape"] == [parser.get_parsed_content("image_size")] * 2 and views["num_channels"] == 2
+    with torch.no_grad():
+        output = network(torch.randn(1, 1, size, size, size), **extra)
+    assert tuple(output.shape) == (1, 1, size, size, size) and output.dtype == torch.float32
+    assert sum(p.numel() for p in network.parameters()) == 3_351_233  # encoder 111,456 + denoiser 3,239,777
+
+
+def test_bundle_license_is_the_repository_license():
+    assert (BUNDLE / "LICENSE").read_bytes() == (REPO / "LICENSE").read_bytes()
