@@ -260,3 +260,35 @@ def test_metadata_verifies_and_the_default_network_has_the_declared_inputs_and_o
 
 def test_bundle_license_is_the_repository_license():
     assert (BUNDLE / "LICENSE").read_bytes() == (REPO / "LICENSE").read_bytes()
+
+
+@pytest.mark.parametrize("stage, default, paper", [(None, 4, 224), ("train_64.json", 2, 80), ("train_128.json", 1, 16)])
+def test_each_stage_trains_with_its_batch_size_and_starts_from_the_previous_stages_weights(stage, default, paper):
+    from monai.bundle import ConfigParser
+
+    for preset, batch, prefix in (([], default, "model_"), (["paper_scale.json"], paper, "model_paper_scale_")):
+        parser = ConfigParser()
+        parser.read_config([str(CONFIGS / name) for name in ("train.json", *([stage] if stage else []), *preset)])
+        parser.update({"bundle_root": "/b"})
+        resolutions = parser.get_parsed_content("resolutions")
+        assert parser.get_parsed_content("batch_size") == batch
+        assert parser.get_parsed_content("ckpt_path") == f"/b/models/{prefix}{resolutions[-1]}.pt"
+        expected = f"/b/models/{prefix}{resolutions[-2]}.pt" if stage else ""
+        assert parser.get_parsed_content("init_from") == expected
+
+
+def test_multi_process_training_runs_one_iteration_under_torchrun(trained, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root, _ = trained
+    files = "[" + ",".join(f"'{CONFIGS / f}'" for f in ("train.json", "multi_gpu_train.json")) + "]"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m",
+               "monai.bundle", "run", "training", "--config_file", files, "--meta_file", str(CONFIGS / "metadata.json"),
+               "--bundle_root", str(root), "--ckpt_path", str(tmp_path / "model_8.pt"),
+               "--output_dir", str(tmp_path / "runs"), *SMALL, *TRAIN]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "model_8.pt").is_file()
