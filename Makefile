@@ -74,7 +74,7 @@ knee-radiograph-models: knee-radiograph-data
 
 # The seed's Table I on the phantom test split (TEST_IMAGES evenly spaced test images; the PC sampler
 # at 1000 NFE takes ~30 s per image on 2 cores): eval/table_one_phantom.csv, printed beside the paper's.
-TEST_IMAGES ?= 18
+TEST_IMAGES ?= 12
 knee-radiograph-table: setup
 	for run in "unet contour" "unet contour_bone" "csm contour" "csm contour_bone" "ctm contour" "ctm contour_bone"; do \
 		set -- $$run; \

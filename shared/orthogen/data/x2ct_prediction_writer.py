@@ -32,12 +32,12 @@ class SaveX2CTPredictiond(MapTransform):
     With ``output_format="dicom"`` a DICOM CT series is written beside it in ``<case>_ct_dicom/``; when the
     inputs were DICOM radiographs, the series joins their study (study and patient tags copied, new
     series and instance UIDs, ``series_description``), so a PACS files it beside the radiographs.
-    The montage shows the two input radiographs beside the CT's three mid-slices; ``data_label`` names
-    the data (phantom or real) in its title. The paths written are logged at INFO level.
+    The montage shows the two input radiographs beside the CT's three mid-slices; its title names the
+    model (``model_title``, the bundle's name) and the data (``data_label``: phantom or real). The paths written are logged at INFO level.
     """
 
     def __init__(self, output_dir: str | Path, data_label: str = "input radiographs", output_format: str = "nifti",
-                 series_description: str = "OrthoGen synthetic CT"):
+                 series_description: str = "OrthoGen synthetic CT", model_title: str = "OrthoGen"):
         super().__init__(keys=["pred"])
         if output_format not in OUTPUT_FORMATS:
             raise InputError(f"expected one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}", "output_format")
@@ -45,6 +45,7 @@ class SaveX2CTPredictiond(MapTransform):
         self.data_label = data_label
         self.output_format = output_format
         self.series_description = series_description
+        self.model_title = model_title
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
@@ -60,7 +61,7 @@ class SaveX2CTPredictiond(MapTransform):
             written.append(folder)
         row = MontageRow(f"{name}", volume, affine, [("input AP", image[0]), ("input lateral", image[1])])
         written.append(write_montage([row], self.output_dir / f"{name}_montage.png",
-                                     f"X2CT-GAN CT from bi-planar radiographs ({self.data_label})"))
+                                     f"{self.model_title}: CT from bi-planar radiographs ({self.data_label})"))
         for path in written:
             logger.info(f"wrote {path}")
         return d

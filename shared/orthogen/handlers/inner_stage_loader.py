@@ -7,7 +7,7 @@ from pathlib import Path
 from ignite.engine import Engine, Events
 from torch import nn
 
-from orthogen.handlers.network_checkpoint_loader import NetworkCheckpointLoader
+from orthogen.handlers.network_checkpoint_loader import read_weights
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class InnerStageLoader:
     def __init__(self, load_path: str | Path | None, network: nn.Module):
         self.load_path = Path(load_path) if load_path else None
         self.network = network
-        self.weights = None if self.load_path is None else NetworkCheckpointLoader._read_weights(self.load_path)
+        self.weights = None if self.load_path is None else read_weights(self.load_path)
         self.new_keys: list[str] = []
 
     def attach(self, engine: Engine) -> None:

@@ -28,6 +28,21 @@ def shape_mismatch(weights: Mapping[str, torch.Tensor], network: nn.Module) -> s
     return f"{extra[0]} {have[extra[0]]} of the file is not in the network" if extra else None
 
 
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A weights file as a state dict (a ``{"model": ...}`` checkpoint unwrapped); one-line InputError otherwise."""
+    if not path.is_file():
+        raise InputError("no such weights file; train the bundle first or set ckpt_path", path)
+    try:
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ... on bad files
+        raise InputError(f"not a readable PyTorch state dict ({type(exc).__name__})", path) from None
+    if isinstance(weights, Mapping) and "model" in weights and isinstance(weights["model"], Mapping):
+        weights = weights["model"]
+    if not isinstance(weights, Mapping):
+        raise InputError(f"expected a state dict of tensors, got {type(weights).__name__}", path)
+    return dict(weights)
+
+
 class NetworkCheckpointLoader(CheckpointLoader):
     """MONAI's ``CheckpointLoader`` for one network, checked when it is built (before the engine starts).
 
@@ -51,7 +66,7 @@ class NetworkCheckpointLoader(CheckpointLoader):
         super().__init__(load_path=str(load_path), load_dict={"model": network}, name=name,
                          map_location=map_location)
         self.bundle_root, self.base_config, self.presets = Path(bundle_root), base_config, tuple(presets)
-        weights = self._read_weights(Path(load_path))
+        weights = read_weights(Path(load_path))
         problem = shape_mismatch(weights, network)
         if problem is not None:
             raise InputError(f"the weights do not fit the configured network: {problem}; "
@@ -62,20 +77,6 @@ class NetworkCheckpointLoader(CheckpointLoader):
         """Load the weights read and checked at construction: the file is read once, however often it runs."""
         self._network.load_state_dict(self._weights, strict=self.strict)
         self.logger.info(f"Restored all variables from {self.load_path}")
-
-    @staticmethod
-    def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-        if not path.is_file():
-            raise InputError("no such weights file; train the bundle first or set ckpt_path", path)
-        try:
-            weights = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ... on bad files
-            raise InputError(f"not a readable PyTorch state dict ({type(exc).__name__})", path) from None
-        if isinstance(weights, Mapping) and "model" in weights and isinstance(weights["model"], Mapping):
-            weights = weights["model"]
-        if not isinstance(weights, Mapping):
-            raise InputError(f"expected a state dict of tensors, got {type(weights).__name__}", path)
-        return dict(weights)
 
     def _fitting_preset(self, weights: Mapping[str, torch.Tensor]) -> str:
         """Which preset's network the weights fit, as advice in words."""
