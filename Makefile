@@ -56,7 +56,7 @@ spine-x2ct-model: setup
 # The shipped knee_radiograph_diffusion weights: 33 phantom knees (seeds 100-132, 80^3 at 2 mm) -> 60
 # DRRs each at 64x64 with their contour and contour+bone segmentations, split 9:1:1 by knee -> the five
 # models of the seed's Table I (CTM and U-Net per condition, one unconditional CSM), one after another.
-# Epochs as shipped (the docs give the times on 2 cores); the CTM contour+bone ran 8 + 5 epochs (resumed).
+# Epochs as shipped (the docs give the times on 2 cores): short CPU runs, the U-Nets and the CSM shortest.
 KNEE_RADIOGRAPH := bundles/knee_radiograph_diffusion
 KNEE_RADIOGRAPH_RUN := cd $(KNEE_RADIOGRAPH) && ../../$(BIN)/python -m monai.bundle run
 knee-radiograph-data: setup
@@ -66,7 +66,7 @@ knee-radiograph-data: setup
 		--size 64 --workers 2
 
 knee-radiograph-models: knee-radiograph-data
-	for run in "ctm contour_bone 13" "unet contour_bone 4" "ctm contour 6" "unet contour 4" "csm contour_bone 5"; do \
+	for run in "ctm contour_bone 8" "unet contour_bone 4" "ctm contour 6" "unet contour 3" "csm contour_bone 2"; do \
 		set -- $$run; \
 		($(KNEE_RADIOGRAPH_RUN) training --config_file "['configs/train.json','configs/train_$$1.json']" \
 			--bundle_root . --condition $$2 --max_epochs $$3) || exit 1; \

@@ -96,6 +96,12 @@ def test_evaluation_writes_the_metric_table_row(trained):
     n_test = len(json.loads((root / "data" / "knee_radiographs" / "datalist.json").read_text())["test"])
     assert len(rows) == 1 + n_test + 2 and "phantom" in rows[1]
     assert "MAE" in log and "PSNR" in log
+    _bundle("evaluating", ["inference.json", "evaluate.json"], root, "--image_size", str(SIZE), "--method", "ctm",
+            "--sampler", "ode", "--steps", "2", "--test_images", "2")
+    rows = (root / "eval" / "radiograph_metrics_ctm_contour_bone.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 + 2 and "CTM, ODE sampler, 3 NFE per sample" in rows[1]
+    table = (root / "eval" / "table_one_phantom.csv").read_text().splitlines()
+    assert [line.split(",")[1:3] for line in table[1:]] == [["unet", "contour_bone"], ["ctm", "contour_bone"]]
 
 
 def test_metadata_and_the_default_network_match():
@@ -131,3 +137,17 @@ def test_the_default_inference_command_runs_with_the_shipped_ctm_weights(tmp_pat
     with Image.open(tmp_path / "out" / "seg_radiograph.png") as picture:
         generated = np.asarray(picture, dtype=np.float64) / 65535.0
     assert generated.shape == (64, 64) and np.isfinite(generated).all()
+
+
+@pytest.mark.parametrize("method, condition", [("ctm", "contour_bone"), ("ctm", "contour"), ("unet", "contour_bone"),
+                                               ("unet", "contour"), ("csm", "contour_bone")])
+def test_each_shipped_model_fits_the_default_network_of_its_method(method, condition):
+    """The five phantom-trained models of Table I load into the network inference.json builds for them."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.update({"bundle_root": str(BUNDLE), "method": method, "condition": condition,
+                   "device": "$torch.device('cpu')"})
+    loader = parser.get_parsed_content("checkpoint_loader")  # reads and checks the weights: InputError otherwise
+    assert Path(loader.load_path) == BUNDLE / "models" / ("csm.pt" if method == "csm" else f"{method}_{condition}.pt")
