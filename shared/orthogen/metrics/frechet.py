@@ -4,7 +4,7 @@
 The matrix square root is :func:`scipy.linalg.sqrtm`. The numerics follow pytorch-fid's
 ``calculate_frechet_distance`` (https://github.com/mseitzer/pytorch-fid, ``src/pytorch_fid/fid_score.py``),
 written here rather than imported, because pytorch-fid downloads Inception weights and pulls torchvision
-(see /work/shared/STACK.md), and neither MONAI 1.6 nor scipy has the Gaussian form on its own:
+(torchvision cannot import with the CPU torch here), and neither MONAI 1.6 nor scipy has the Gaussian form on its own:
 
 - if ``sqrtm(S1 S2)`` is not finite (a near-singular product), ``eps`` is added to the diagonals of both
   covariances and the root is taken again; here also when the root does not square back to the product

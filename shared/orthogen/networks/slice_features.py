@@ -1,7 +1,7 @@
 """A small CNN that embeds CT slices for FID, the slices it sees, and its self-supervised training on phantoms.
 
 FID needs a feature network, and no wheel ships one offline (pytorch-fid, torch-fidelity and clean-fid
-download Inception weights at run time, and Inception needs torchvision; see /work/shared/STACK.md). So
+download Inception weights at run time, and Inception needs torchvision, which cannot import here). So
 the default is :class:`SliceFeatureNet`, a few strided MONAI ``Convolution`` blocks, global average
 pooling and a linear layer: ``(N, 1, H, W)`` in [0, 1] -> ``(N, F)``. It has no normalisation layers, so
 its features keep the slices' absolute intensities (an instance norm would hide an HU shift).
