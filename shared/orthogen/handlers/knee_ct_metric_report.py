@@ -21,20 +21,14 @@ many cases (see the bundle's docs).
 """
 from __future__ import annotations
 
-import csv
-import io
-import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ignite.engine import Engine, Events
 
 from orthogen.errors import InputError
-from orthogen.evaluation.metric_table_text import format_metric_table
-from orthogen.io.atomic_write import atomic_file
+from orthogen.handlers.metric_report import ModelVsBaselineReport
 from orthogen.metrics.bone_overlap import BONE_THRESHOLD_HU, bone_overlap
 from orthogen.metrics.radiograph import radiograph_psnr
 from orthogen.metrics.x2ct import METRIC_KEYS, x2ct_metric_table
@@ -56,7 +50,7 @@ def pooled(volume: np.ndarray, size: int) -> np.ndarray:
     return F.avg_pool3d(torch.from_numpy(np.ascontiguousarray(volume))[None, None], volume.shape[-1] // size)[0, 0].numpy()
 
 
-class KneeCTMetricReport:
+class KneeCTMetricReport(ModelVsBaselineReport):
     """Ignite handler: the knee CT metrics of ``pred`` vs ``label`` and of the baseline (see the module docstring).
 
     Args:
@@ -71,33 +65,35 @@ class KneeCTMetricReport:
         name: logger name (default: the engine's).
     """
 
+    model_name = MODEL
+    metric_keys = KNEE_CT_METRIC_KEYS
+    title = "knee CT metric table"
+
     def __init__(self, baseline_volume: np.ndarray, output_csv: str | Path, data_label: str,
                  hu_min: float = -1024.0, hu_max: float = 1476.0, preparation=None,
                  bone_threshold_hu: float = BONE_THRESHOLD_HU, registration: dict | None = None,
                  name: str | None = None):
         from orthogen.data.knee_ct_prepare import KneeCTPreparation
 
-        self.baseline = np.asarray(baseline_volume, dtype=np.float32)
-        self.output_csv, self.data_label = Path(output_csv), data_label
+        super().__init__(baseline_volume, output_csv, data_label, name)
         self.hu_min, self.hu_max = float(hu_min), float(hu_max)
         self.preparation = preparation or KneeCTPreparation()
         self.bone_threshold_hu, self.registration = bone_threshold_hu, dict(registration or {})
-        self.logger = logging.getLogger(name or __name__)
-        self._name = name
-        self.rows: list[dict] = []
-        self.model_mean: dict[str, float] = {}
-        self.baseline_mean: dict[str, float] = {}
-
-    def attach(self, engine: Engine) -> None:
-        if self._name is None:
-            self.logger = engine.logger
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._report)
 
     def _hu(self, volume: np.ndarray) -> np.ndarray:
         return (np.clip(volume, 0.0, 1.0) * (self.hu_max - self.hu_min) + self.hu_min).astype(np.float32)
 
-    def case_metrics(self, pred: np.ndarray, label: np.ndarray, affine, views: np.ndarray) -> dict[str, float]:
+    def baseline_for(self, pred: np.ndarray) -> np.ndarray:
+        """The baseline average-pooled to the prediction's cube."""
+        return pooled(self.baseline, pred.shape[-1])
+
+    def case_metrics(self, pred: np.ndarray, label: np.ndarray, item: dict) -> dict[str, float]:
+        """Every metric of one generated CT (r^3, [0, 1]) against the real one (R^3, [0, 1]) of ``item``
+        (its ``image``: the input views (2, S, S) with the real CT's ``affine`` in their metadata)."""
+        image = item["image"]
+        return self.scores(pred, label, image.meta["affine"], image.detach().cpu().numpy())
+
+    def scores(self, pred: np.ndarray, label: np.ndarray, affine, views: np.ndarray) -> dict[str, float]:
         """Every metric of one generated CT (r^3, [0, 1]) against the real one (R^3, [0, 1], ``affine``)."""
         from orthogen.data.x2ct_prepare import preprocess_drr, view_aligned_drrs
 
@@ -120,43 +116,3 @@ class KneeCTMetricReport:
             row[f"reprojection_psnr_{name}"] = scores[-1]
         row["reprojection_psnr_mean"] = float(np.mean(scores))
         return row
-
-    def _collect(self, engine: Engine) -> None:
-        outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
-        for item in outputs:
-            if item.get("label") is None:
-                raise InputError("no CT to evaluate against; expected prepared test cases with their CT", "label")
-            pred = item["pred"][0].detach().cpu().numpy().astype(np.float32)
-            label = item["label"][0].detach().cpu().numpy().astype(np.float32)
-            if label.shape != self.baseline.shape:
-                raise InputError(f"expected a CT of shape {self.baseline.shape} (the training CTs'), got "
-                                 f"{label.shape}", "label")
-            image = item["image"]
-            affine = image.meta["affine"]
-            views = image.detach().cpu().numpy()
-            case = Path(str(image.meta.get("filename_or_obj", len(self.rows)))).name
-            baseline = pooled(self.baseline, pred.shape[-1])
-            self.rows.append({"case": case, "method": MODEL, **self.case_metrics(pred, label, affine, views)})
-            self.rows.append({"case": case, "method": BASELINE, **self.case_metrics(baseline, label, affine, views)})
-
-    def _report(self, engine: Engine) -> None:
-        if not self.rows:
-            raise InputError("no test case was evaluated", "evaluator")
-        self.model_mean = _mean([r for r in self.rows if r["method"] == MODEL])
-        self.baseline_mean = _mean([r for r in self.rows if r["method"] == BASELINE])
-        table = format_metric_table({MODEL: self.model_mean, BASELINE: self.baseline_mean}, KNEE_CT_METRIC_KEYS)
-        self.logger.info(f"knee CT metric table, {len(self.rows) // 2} {self.data_label} test cases (mean):\n{table}")
-        rows = [{**r, "data": self.data_label} for r in self.rows]
-        rows += [{"case": "MEAN", "method": MODEL, "data": self.data_label, **self.model_mean},
-                 {"case": "MEAN", "method": BASELINE, "data": self.data_label, **self.baseline_mean}]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["case", "method", "data", *KNEE_CT_METRIC_KEYS])
-        writer.writeheader()
-        writer.writerows(rows)
-        with atomic_file(self.output_csv) as tmp:
-            tmp.write_text(buffer.getvalue())
-        self.logger.info(f"per-case table: {self.output_csv}")
-
-
-def _mean(rows: Sequence[dict]) -> dict[str, float]:
-    return {key: float(np.mean([r[key] for r in rows])) for key in KNEE_CT_METRIC_KEYS}

@@ -1,16 +1,11 @@
 """MAE and PSNR of generated knee radiographs over a test split: one Table I cell (method, condition)."""
 from __future__ import annotations
 
-import csv
-import io
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
-
 from orthogen.errors import InputError
 from orthogen.evaluation.radiograph_table import (
     CSV_COLUMNS,
@@ -19,11 +14,11 @@ from orthogen.evaluation.radiograph_table import (
     format_summary_row,
     write_table_one,
 )
-from orthogen.io.atomic_write import atomic_file
+from orthogen.handlers.metric_report import MetricReport, case_name
 from orthogen.metrics.radiograph import mean_std, radiograph_metrics
 
 
-class RadiographMetricReport:
+class RadiographMetricReport(MetricReport):
     """Ignite handler: per-image MAE and PSNR (peak 1) of ``pred`` against ``label``, for one method and condition.
 
     Each output item (a decollated item of a MONAI ``SupervisedEvaluator``) has ``pred`` (K, H, W), the
@@ -60,49 +55,36 @@ class RadiographMetricReport:
     def __init__(self, output_csv: str | Path, data_label: str, method: str, condition: str,
                  sampler_description: str | Callable[[], str], table_one_csv: str | Path | None = None, name: str | None = None):
         check_method_condition(method, condition)
-        described = (("sampler_description", sampler_description),) if not callable(sampler_description) else ()
-        for field, value in (("data_label", data_label), *described):
-            if not isinstance(value, str) or not value.strip():
-                raise InputError(f"expected a non-empty text, got {value!r}", field)
-        self.output_csv = Path(output_csv)
-        self.data_label, self.method, self.condition = data_label, method, condition
+        super().__init__(output_csv, data_label, name)
+        if not callable(sampler_description) and (not isinstance(sampler_description, str)
+                                                  or not sampler_description.strip()):
+            raise InputError(f"expected a non-empty text, got {sampler_description!r}", "sampler_description")
+        self.method, self.condition = method, condition
         self.sampler_description = sampler_description
         self.table_one_csv = None if table_one_csv in (None, "") else Path(table_one_csv)
-        self.logger = logging.getLogger(name or __name__)
-        self._name = name
+        self.reset()
+
+    def reset(self) -> None:
         self.images: list[str] = []
         self.samples: list[int] = []
         self.mae: list[float] = []
         self.psnr: list[float] = []
         self.summary: dict = {}
 
-    def attach(self, engine: Engine) -> None:
-        if self._name is None:
-            self.logger = engine.logger
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._report)
+    def collect(self, item: dict) -> None:
+        pred = _array(item.get("pred"), "pred")
+        if pred.ndim == 2:
+            pred = pred[None]
+        if pred.ndim != 3:
+            raise InputError(f"expected the K samples of one image, (K, H, W), got {pred.shape} (is the "
+                             "evaluator's decollate off?)", "pred")
+        metrics = radiograph_metrics(pred.mean(axis=0), _array(item.get("label"), "label"))
+        self.images.append(case_name(item, len(self.images)))
+        self.samples.append(pred.shape[0])
+        self.mae.append(metrics["MAE"])
+        self.psnr.append(metrics["PSNR"])
 
-    def _reset(self, engine: Engine) -> None:
-        self.images, self.samples, self.mae, self.psnr, self.summary = [], [], [], [], {}
-
-    def _collect(self, engine: Engine) -> None:
-        outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
-        for item in outputs:
-            pred = _array(item.get("pred"), "pred")
-            if pred.ndim == 2:
-                pred = pred[None]
-            if pred.ndim != 3:
-                raise InputError(f"expected the K samples of one image, (K, H, W), got {pred.shape} (is the "
-                                 "evaluator's decollate off?)", "pred")
-            metrics = radiograph_metrics(pred.mean(axis=0), _array(item.get("label"), "label"))
-            meta = getattr(item.get("image"), "meta", {}) or {}
-            self.images.append(Path(str(meta.get("filename_or_obj", len(self.images)))).name)
-            self.samples.append(pred.shape[0])
-            self.mae.append(metrics["MAE"])
-            self.psnr.append(metrics["PSNR"])
-
-    def _report(self, engine: Engine) -> None:
+    def report(self) -> None:
         if not self.mae:
             raise InputError("no test image was evaluated", "evaluator")
         if callable(self.sampler_description):
@@ -125,12 +107,7 @@ class RadiographMetricReport:
         for statistic, mae, psnr in (("MEAN", mae_mean, psnr_mean), ("STD", mae_std, psnr_std)):
             rows.append({"image": statistic, **common, "prediction": self.summary["prediction"],
                          "n_images": len(self.mae), "MAE": mae, "PSNR_dB": psnr})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
-        with atomic_file(self.output_csv) as tmp:
-            tmp.write_text(buffer.getvalue())
+        self.write_csv(rows, CSV_COLUMNS)
         self.logger.info(f"per-image table: {self.output_csv}")
         if self.table_one_csv is not None:
             table = write_table_one(self.output_csv.parent, self.table_one_csv, self.data_label)
