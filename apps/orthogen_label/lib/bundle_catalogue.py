@@ -1,0 +1,192 @@
+"""The models the app serves, read from the bundle folders: one model per bundle, or one per shipped
+method / condition where a bundle holds several (the knee radiograph bundle's Table I models).
+
+Each model records its bundle's metadata (name, version, task, data formats), what kind of request it
+takes, the config ids the app may override for it, and whether its weights file is there. Nothing here
+builds a network: the weights path is the bundle's own ``ckpt_path`` expression, evaluated by MONAI's
+``ConfigParser`` with the model's overrides.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from monai.bundle import ConfigParser
+
+from orthogen.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: What a bundle's inference config reads, by the ids that name its command-line inputs.
+XRAY_TO_CT = "xray_to_ct"  # input_ap + input_lateral -> a CT volume
+SEGMENTATION_TO_RADIOGRAPH = "segmentation_to_radiograph"  # input_segmentation -> a radiograph
+KIND_INPUT_IDS = {XRAY_TO_CT: ("input_ap", "input_lateral"), SEGMENTATION_TO_RADIOGRAPH: ("input_segmentation",)}
+
+#: Request parameters a model of each kind may take, when its bundle's inference config has the id.
+KIND_PARAMETERS = {XRAY_TO_CT: ("pixel_spacing", "slice_thickness", "seed", "steps"),
+                   SEGMENTATION_TO_RADIOGRAPH: ("seed", "steps", "sampler")}
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """One model of a bundle that ships several: ``suffix`` of its name, the config ids it fixes, and the
+    request parameters it takes (None: all of its kind that the config has)."""
+
+    suffix: str
+    overrides: dict[str, Any]
+    parameters: tuple[str, ...] | None = None
+
+
+#: Bundles that ship several models (by folder name). The knee radiograph bundle ships the five models of
+#: the seed's Table I (its docs/README.md): the CTM (the paper's method, the bundle's default), the U-Net
+#: baseline (one forward pass; the best on phantoms) per condition, and the CSM (SDEdit; condition-free
+#: weights, run on contour+bone segmentations). The U-Net takes no sampler, steps or seed.
+MODEL_VARIANTS: dict[str, tuple[ModelVariant, ...]] = {
+    "knee_radiograph_diffusion": (
+        ModelVariant("ctm_contour_bone", {"method": "ctm", "condition": "contour_bone"}),
+        ModelVariant("ctm_contour", {"method": "ctm", "condition": "contour"}),
+        ModelVariant("unet_contour_bone", {"method": "unet", "condition": "contour_bone"}, ()),
+        ModelVariant("unet_contour", {"method": "unet", "condition": "contour"}, ()),
+        ModelVariant("csm", {"method": "csm", "condition": "contour_bone"}),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BundleModel:
+    """One model of one bundle, as the app serves it.
+
+    Attributes:
+        name: the model's name in MONAI Label (``POST /infer/<name>``).
+        bundle_dir: the bundle's folder (``configs/inference.json``, ``configs/metadata.json``).
+        kind: ``XRAY_TO_CT`` or ``SEGMENTATION_TO_RADIOGRAPH``.
+        overrides: config ids this model fixes (e.g. ``{"method": "unet", "condition": "contour"}``).
+        parameters: request parameter -> its default in the bundle's inference config.
+        metadata: the bundle's metadata.json.
+        weights: the weights file the bundle's inference loads for this model (None: the bundle's configs
+            could not be read).
+        unavailable_reason: why the model cannot run (no weights file, unreadable configs), None when it can.
+        variant: the variant's name suffix ("" for a bundle's one model).
+    """
+
+    name: str
+    bundle_dir: Path
+    kind: str
+    overrides: dict[str, Any]
+    parameters: dict[str, Any]
+    metadata: dict[str, Any]
+    weights: Path | None
+    unavailable_reason: str | None = None
+    variant: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable_reason is None
+
+    @property
+    def inference_config(self) -> Path:
+        return self.bundle_dir / "configs" / "inference.json"
+
+    @property
+    def metadata_file(self) -> Path:
+        return self.bundle_dir / "configs" / "metadata.json"
+
+    def missing_weights(self) -> str | None:
+        """The reason the model cannot run now (its weights file is gone), else None; checked per request
+        because a bundle's weights may be written while the app runs."""
+        if self.weights is None:
+            return self.unavailable_reason
+        if self.weights.is_file():
+            return None
+        return f"{self.weights}: no such weights file; train the bundle first (see {self.bundle_dir / 'docs' / 'README.md'})"
+
+    def description(self) -> str:
+        what = self.metadata.get("task", "")
+        variant = f" [{self.variant}]" if self.variant else ""
+        return f"{self.metadata.get('name', self.bundle_dir.name)}{variant} v{self.metadata.get('version', '?')}: {what}"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError("no such file; expected a MONAI bundle config", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not JSON ({exc})", path) from None
+
+
+def bundle_kind(config: dict, source: Path) -> str:
+    """The kind of request a bundle's inference config (a dict of its ids) serves; InputError otherwise."""
+    for kind, ids in KIND_INPUT_IDS.items():
+        if all(i in config for i in ids):
+            return kind
+    expected = " or ".join("+".join(ids) for ids in KIND_INPUT_IDS.values())
+    raise InputError(f"inference config has no {expected} ids; the app cannot serve it", source)
+
+
+def _weights_path(bundle_dir: Path, overrides: dict) -> Path:
+    """The bundle's ``ckpt_path`` for these overrides (its own expression, evaluated by ConfigParser)."""
+    parser = ConfigParser()
+    parser.read_config(str(bundle_dir / "configs" / "inference.json"))
+    parser.read_meta(str(bundle_dir / "configs" / "metadata.json"))
+    parser.update({"bundle_root": str(bundle_dir), **overrides})
+    try:
+        return Path(parser.get_parsed_content("ckpt_path"))
+    except Exception as exc:  # the bundle's own expression failed: the model is listed, unavailable
+        raise InputError(f"cannot evaluate ckpt_path with {overrides} ({type(exc).__name__}: {exc})",
+                         bundle_dir / "configs" / "inference.json") from None
+
+
+def bundle_models(bundle_dir: Path) -> list[BundleModel]:
+    """The models of one bundle folder (see ``MODEL_VARIANTS``), each marked available or not."""
+    bundle_dir = Path(bundle_dir).resolve()
+    metadata = _read_json(bundle_dir / "configs" / "metadata.json")
+    config = _read_json(bundle_dir / "configs" / "inference.json")
+    kind = bundle_kind(config, bundle_dir / "configs" / "inference.json")
+    variants = MODEL_VARIANTS.get(bundle_dir.name, (ModelVariant("", {}),))
+    models = []
+    for variant in variants:
+        offered = KIND_PARAMETERS[kind] if variant.parameters is None else variant.parameters
+        parameters = {p: variant.overrides.get(p, config[p]) for p in offered if p in config}
+        name = f"{bundle_dir.name}_{variant.suffix}" if variant.suffix else bundle_dir.name
+        model = BundleModel(name=name, bundle_dir=bundle_dir, kind=kind, overrides=dict(variant.overrides),
+                            parameters=parameters, metadata=metadata,
+                            weights=_weights_path(bundle_dir, variant.overrides), variant=variant.suffix)
+        models.append(replace(model, unavailable_reason=model.missing_weights()))
+    return models
+
+
+def broken_bundle(bundle_dir: Path, error: InputError) -> BundleModel:
+    """A bundle whose configs cannot be read, listed as one unavailable model named after its folder."""
+    try:
+        metadata = json.loads((bundle_dir / "configs" / "metadata.json").read_text())
+    except (OSError, ValueError):
+        metadata = {}
+    return BundleModel(name=bundle_dir.name, bundle_dir=bundle_dir.resolve(), kind="", overrides={}, parameters={},
+                       metadata=metadata if isinstance(metadata, dict) else {}, weights=None,
+                       unavailable_reason=str(error))
+
+
+def discover_models(bundles_dir: str | Path) -> list[BundleModel]:
+    """Every model of every bundle under ``bundles_dir`` (each sub-folder with configs/metadata.json),
+    in folder-name order; a bundle whose configs cannot be read is one unavailable model saying why.
+    InputError when the folder does not exist or holds no bundle."""
+    folder = Path(bundles_dir)
+    if not folder.is_dir():
+        raise InputError("no such folder; expected a folder of MONAI bundles (app conf 'bundles')", folder)
+    bundles = sorted(p for p in folder.iterdir() if (p / "configs" / "metadata.json").is_file())
+    if not bundles:
+        raise InputError("no bundle here; expected sub-folders with configs/metadata.json", folder)
+    models = []
+    for bundle in bundles:
+        try:
+            models += bundle_models(bundle)
+        except InputError as error:
+            models.append(broken_bundle(bundle, error))
+    for model in models:
+        if not model.available:
+            logger.warning(f"model {model.name} unavailable: {model.unavailable_reason}")
+    return models

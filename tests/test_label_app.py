@@ -1,0 +1,185 @@
+"""The MONAI Label app apps/orthogen_label, in-process (fastapi TestClient on monailabel.app.app), on a
+local-folder datastore of phantom inputs made with orthogen: a vertebra's AP + lateral DRRs (the X2CT data
+preparation) and a knee's AP DRR with its contour+bone segmentation as the image's label."""
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from orthogen.data.case_layout import write_case
+from orthogen.data.knee_radiograph_prepare import KneeRadiographPreparation, render_case
+from orthogen.data.x2ct_prepare import X2CTPreparation, cases_of
+from orthogen.io import write_png
+from orthogen.phantoms import KneePhantom, spine_phantom
+
+from bundle_runs import bundle_log
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "apps" / "orthogen_label"
+BUNDLES = REPO / "bundles"
+SPINE = BUNDLES / "spine_x2ct_gan"
+SPINE_SIZE = 32  # the shipped generator's cube
+KNEE_UNET = "knee_radiograph_diffusion_unet_contour_bone"
+RADIOGRAPH_MODELS = {f"knee_radiograph_diffusion_{v}" for v in
+                     ("ctm_contour_bone", "ctm_contour", "unet_contour_bone", "unet_contour", "csm")}
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """The datastore folder: spine_ap.png + spine_lateral.png (16-bit DRRs of one phantom vertebra, 32 px,
+    no spacing in the files), knee_ap.png (a phantom knee's 64 px AP DRR) with its contour+bone
+    segmentation as labels/final/knee_ap.png, and broken.png (not an image). Returns (folder, the spine
+    views' detector pixel spacing in mm)."""
+    work = tmp_path_factory.mktemp("label_app_inputs")
+    root = tmp_path_factory.mktemp("studies")
+    spine = spine_phantom(seed=7, shape=(48, 48, 64), spacing=(3.0, 3.0, 3.0))
+    _, case = cases_of(write_case(spine.volume_hu, spine.labels, spine.affine, work, "spine_0007"),
+                       X2CTPreparation(size=SPINE_SIZE))[0]
+    write_png(case.ap, root / "spine_ap.png", bit_depth=16)
+    write_png(case.lateral, root / "spine_lateral.png", bit_depth=16)
+    detector_spacing = 1.5 * float(np.linalg.norm(case.affine[:3, 0]))  # the DRRs' magnification (1.5)
+    knee = KneePhantom.from_seed(7).render((80, 80, 80), (2.0, 2.0, 2.0))  # the shipped models' phantom grid
+    knee_case = write_case(knee.volume_hu, knee.labels, knee.affine, work, "knee_0007")
+    view = render_case(Path(knee_case.image), work / "views", KneeRadiographPreparation(size=64, views=1))[0]
+    shutil.copy(work / "views" / view["image"], root / "knee_ap.png")
+    (root / "labels" / "final").mkdir(parents=True)
+    shutil.copy(work / "views" / view["contour_bone"], root / "labels" / "final" / "knee_ap.png")
+    (root / "broken.png").write_bytes(b"not a PNG file")
+    return root, detector_spacing
+
+
+def _client(monkeypatch, studies: Path, conf: dict):
+    """A TestClient of monailabel's server on this app, ``studies`` and ``conf`` (its lifespan starts the app)."""
+    from fastapi.testclient import TestClient
+    from monailabel.config import settings
+
+    import monailabel.app
+
+    for key, value in {"MONAI_LABEL_APP_DIR": str(APP), "MONAI_LABEL_STUDIES": str(studies),
+                       "MONAI_LABEL_APP_CONF": conf, "MONAI_LABEL_SESSIONS": False}.items():
+        monkeypatch.setattr(settings, key, value)
+    return TestClient(monailabel.app.app)
+
+
+@pytest.fixture(scope="module")
+def client(studies):
+    with pytest.MonkeyPatch.context() as monkeypatch, _client(monkeypatch, studies[0], {}) as client:
+        yield client
+
+
+def _infer(client, model: str, image: str, **params):
+    return client.post(f"/infer/{model}", params={"image": image}, data={"params": json.dumps(params)})
+
+
+def _parts(response) -> tuple[dict, bytes]:
+    """(params JSON, file bytes) of an infer response (multipart: params + image)."""
+    from requests_toolbelt.multipart.decoder import MultipartDecoder
+
+    assert response.status_code == 200, response.text
+    parts = {}
+    for part in MultipartDecoder(response.content, response.headers["content-type"]).parts:
+        disposition = part.headers[b"Content-Disposition"].decode()
+        parts["params" if 'name="params"' in disposition else "image"] = part.content
+    return json.loads(parts["params"]), parts["image"]
+
+
+def test_info_lists_every_bundle_with_its_inputs_and_outputs(client):
+    info = client.get("/info/").json()
+    models, unavailable = info["models"], info["unavailable_models"]
+    listed = set(models) | set(unavailable)
+    assert listed == {"spine_x2ct_gan", "knee_xray2ct_diffusion"} | RADIOGRAPH_MODELS
+    assert set(models).isdisjoint(unavailable)
+    for name, model in {**models, **unavailable}.items():
+        assert model["type"] == "others" and model["inputs"]["image"]["required"] is True, name
+        assert model["outputs"]["file"]["format"] and model["bundle"]["version"], name
+        assert model["available"] == (name in models) == Path(model["bundle"]["weights_file"]).is_file(), name
+    spine = models["spine_x2ct_gan"]
+    assert spine["dimension"] == 3 and spine["inputs"]["lateral"]["required"] is True
+    assert set(spine["config"]) == {"lateral", "pixel_spacing"}  # no sampler: a GAN
+    assert spine["outputs"]["file"]["spatial_shape"] == [SPINE_SIZE] * 3 and spine["outputs"]["file"]["units"] == "HU"
+    knee_ct = {**models, **unavailable}["knee_xray2ct_diffusion"]
+    assert set(knee_ct["config"]) == {"lateral", "pixel_spacing", "slice_thickness", "seed", "steps"}
+    assert knee_ct["config"]["steps"] == 50 and knee_ct["config"]["seed"] == 0  # the bundle's defaults
+    unet = models[KNEE_UNET]
+    assert unet["dimension"] == 2 and unet["bundle"]["method"] == {"method": "unet", "condition": "contour_bone"}
+    assert unet["config"] == {} and "label" in unet["inputs"]  # one forward pass: no sampler parameters
+    assert set(models["knee_radiograph_diffusion_ctm_contour_bone"]["config"]) == {"seed", "steps", "sampler"}
+
+
+def test_spine_ct_from_ap_and_lateral_is_what_the_bundle_writes_when_run_directly(client, studies, tmp_path):
+    root, spacing = studies
+    result, payload = _parts(_infer(client, "spine_x2ct_gan", "spine_ap", lateral="spine_lateral",
+                                    pixel_spacing=spacing))
+    (tmp_path / "app_ct.nii.gz").write_bytes(payload)
+    served = nib.load(tmp_path / "app_ct.nii.gz")
+    bundle_log(SPINE / "configs", "inference", ["inference.json"], SPINE, "--input_ap", str(root / "spine_ap.png"),
+               "--input_lateral", str(root / "spine_lateral.png"), "--pixel_spacing", str(spacing),
+               "--output_dir", str(tmp_path / "direct"))
+    direct = nib.load(tmp_path / "direct" / "spine_ap_ct.nii.gz")
+    assert served.shape == direct.shape == (SPINE_SIZE,) * 3
+    np.testing.assert_allclose(served.affine, direct.affine, atol=1e-5)
+    np.testing.assert_allclose(served.get_fdata(), direct.get_fdata(), atol=0.5)  # HU; same weights, same input
+    assert np.ptp(served.get_fdata()) > 500  # a CT with bone and air, not a constant volume
+    np.testing.assert_allclose(result["output"]["spacing_mm"], [spacing / 1.5] * 3, rtol=1e-5)
+    assert result["output"]["shape"] == [SPINE_SIZE] * 3 and result["weights"] == "phantom-trained"
+    assert result["inputs"]["input_lateral"] == str(root / "spine_lateral.png")
+
+
+def test_knee_radiograph_from_the_images_segmentation_label(client, studies):
+    root, _ = studies
+    result, payload = _parts(_infer(client, KNEE_UNET, "knee_ap"))
+    from io import BytesIO
+
+    with Image.open(BytesIO(payload)) as picture:
+        generated = np.asarray(picture, dtype=np.float64) / 65535.0
+    with Image.open(root / "knee_ap.png") as picture:
+        drr = np.asarray(picture, dtype=np.float64) / 65535.0
+    assert generated.shape == drr.shape == (64, 64) and result["output"]["shape"] == [64, 64]
+    assert result["inputs"]["input_segmentation"] == str(root / "labels" / "final" / "knee_ap.png")
+    mae = float(np.abs(generated - drr).mean())
+    # the U-Net's phantom test MAE is 0.014 (bundle docs); the mean training radiograph's 0.05
+    assert mae < 0.04, mae
+
+
+def test_an_unknown_model_is_404_naming_it(client):
+    response = _infer(client, "spine_x3ct", "spine_ap", lateral="spine_lateral")
+    assert response.status_code == 404
+    assert "'spine_x3ct'" in response.json()["detail"] and "spine_x2ct_gan" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("image, params, field, words", [
+    ("spine_ap", {"pixel_spacing": 1.0}, "lateral", "missing"),
+    ("spine_ap", {"lateral": "spine_side"}, "lateral", "'spine_side'"),
+    ("spine_ap", {"lateral": "spine_ap", "pixel_spacing": 1.0}, "lateral", "same image"),
+    ("spine_ap", {"lateral": "spine_lateral", "pixel_spacing": -2}, "pixel_spacing", "> 0"),
+    ("spine_ap", {"lateral": "spine_lateral", "steps": 5}, "steps", "takes no"),
+    ("broken", {"lateral": "spine_lateral", "pixel_spacing": 1.0}, "broken.png", ""),
+])
+def test_a_bad_x2ct_request_is_400_naming_the_field(client, image, params, field, words):
+    response = _infer(client, "spine_x2ct_gan", image, **params)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert field in detail and words in detail and "\n" not in detail
+
+
+def test_a_bad_radiograph_request_is_400_naming_the_field(client):
+    response = _infer(client, "knee_radiograph_diffusion_ctm_contour_bone", "knee_ap", sampler="euler")
+    assert response.status_code == 400 and response.json()["detail"].startswith("sampler: ")
+    response = _infer(client, KNEE_UNET, "spine_ap")  # an image without a label
+    assert response.status_code == 400 and "'spine_ap' has no label with tag 'final'" in response.json()["detail"]
+
+
+def test_a_bundle_without_weights_is_listed_unavailable_with_the_reason(tmp_path, monkeypatch):
+    shutil.copytree(SPINE / "configs", tmp_path / "bundles" / "spine_x2ct_gan" / "configs")
+    with _client(monkeypatch, tmp_path / "studies", {"bundles": str(tmp_path / "bundles")}) as client:
+        info = client.get("/info/").json()
+        assert info["models"] == {}
+        reason = info["unavailable_models"]["spine_x2ct_gan"]["unavailable_reason"]
+        weights = tmp_path / "bundles" / "spine_x2ct_gan" / "models" / "model.pt"
+        assert reason.startswith(f"{weights}: no such weights file")
+        response = _infer(client, "spine_x2ct_gan", "any", lateral="other")
+        assert response.status_code == 503 and reason in response.json()["detail"]
