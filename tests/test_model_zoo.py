@@ -6,7 +6,9 @@ repository checks which files a zip takes (tracked ones only) and how versions a
 import functools
 import hashlib
 import http.server
+import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -87,6 +89,17 @@ def test_ignored_and_untracked_files_stay_out(tmp_path):
     with zipfile.ZipFile(entry.zip_path) as archive:
         assert archive.namelist() == ["tiny_bundle/LICENSE", "tiny_bundle/configs/metadata.json",
                                       "tiny_bundle/docs/README.md", "tiny_bundle/models/model.pt"]
+
+
+def test_export_refuses_a_folder_git_does_not_track(tmp_path):
+    (tmp_path / "loose_bundle" / "configs").mkdir(parents=True)
+    (tmp_path / "loose_bundle" / "configs" / "metadata.json").write_text('{"version": "0.1.0"}')
+    with pytest.raises(InputError, match=r"loose_bundle: git ls-files failed .*expected a bundle folder tracked by git"):
+        export_bundle(tmp_path / "loose_bundle", tmp_path / "zoo")
+    (tmp_path / "loose_bundle" / "configs" / "metadata.json").write_text('{"name": "loose"}')
+    with pytest.raises(InputError, match=r'metadata\.json: "version" is None; expected a version string'):
+        export_bundle(tmp_path / "loose_bundle", tmp_path / "zoo")
+    assert not (tmp_path / "zoo").exists()
 
 
 def test_two_exports_give_the_same_sha256(zoo, tmp_path):
@@ -186,12 +199,15 @@ def test_corrupted_zip_fails_the_checksum_and_leaves_nothing(zoo, tmp_path):
     assert list((tmp_path / "bundles").iterdir()) == []
 
 
-def test_newest_version_is_fetched_unless_one_is_asked(tmp_path):
+def test_newest_version_is_fetched_unless_one_is_asked(tmp_path, caplog):
     repo, zoo = tmp_path / "repo", tmp_path / "zoo"
-    old = export_bundle(_small_bundle(repo, "tiny_bundle", "0.9.1"), zoo)
-    write_model_info([old], zoo)
-    (repo / "bundles" / "tiny_bundle" / "configs" / "metadata.json").write_text(json.dumps({"version": "0.10.0"}))
-    write_model_info([export_bundle(repo / "bundles" / "tiny_bundle", zoo)], zoo)
+    with caplog.at_level(logging.WARNING, logger="orthogen.model_zoo"):
+        old = export_bundle(_small_bundle(repo, "tiny_bundle", "0.9.1"), zoo)
+        assert caplog.messages == []
+        write_model_info([old], zoo)
+        (repo / "bundles" / "tiny_bundle" / "configs" / "metadata.json").write_text(json.dumps({"version": "0.10.0"}))
+        write_model_info([export_bundle(repo / "bundles" / "tiny_bundle", zoo)], zoo)
+    assert caplog.messages == [f"{repo / 'bundles' / 'tiny_bundle'}: packing uncommitted changes to configs/metadata.json"]
     assert available_versions(read_model_info(zoo), "tiny_bundle") == ["0.9.1", "0.10.0"]
     newest = fetch_bundle("tiny_bundle", zoo, tmp_path / "a")
     assert json.loads((newest / "configs" / "metadata.json").read_text())["version"] == "0.10.0"
@@ -214,14 +230,17 @@ def test_unknown_name_or_version_is_one_line(zoo, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_export_script_prints_one_line_per_bundle(tmp_path):
-    bundles = tmp_path / "repo" / "bundles"
+def test_export_script_prints_one_line_per_bundle(tmp_path, capsys, monkeypatch):
+    spec = importlib.util.spec_from_file_location("export_zoo", REPO / "scripts" / "export_zoo.py")
+    export_zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export_zoo)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # main() installs orthogen's one-line hook
     _small_bundle(tmp_path / "repo", "tiny_bundle", "0.3.0")
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "export_zoo.py"), "--out", str(tmp_path / "zoo"),
-                             "--bundles-dir", str(bundles), "--source-url", "file:///srv/zoo"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+    export_zoo.main(["--out", str(tmp_path / "zoo"), "--bundles-dir", str(tmp_path / "repo" / "bundles"),
+                     "--source-url", "file:///srv/zoo"])
     sha = hashlib.sha256((tmp_path / "zoo" / "tiny_bundle_v0.3.0.zip").read_bytes()).hexdigest()
-    assert result.stdout.splitlines()[0].split() == ["tiny_bundle", "0.3.0", "0.0", "MB", "sha256", sha]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["tiny_bundle", "0.3.0", "0.0", "MB", "sha256", sha]
+    assert lines[1] == f"index: {tmp_path / 'zoo' / 'model_info.json'}"
     index = read_model_info(tmp_path / "zoo")
     assert index["tiny_bundle_v0.3.0"]["source"] == "file:///srv/zoo/tiny_bundle_v0.3.0.zip"

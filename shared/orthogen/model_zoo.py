@@ -115,10 +115,11 @@ def shipped_files(bundle_dir: str | Path) -> list[str]:
     if missing:
         raise InputError(f"tracked file {missing[0]} is missing from the working tree; expected every tracked "
                          "file present (commit or restore it)", bundle_dir)
-    changed = subprocess.run(["git", "-C", str(bundle_dir), "diff", "--name-only", "--relative", "HEAD", "--", "."],
-                             capture_output=True, text=True).stdout.split()
+    diff = subprocess.run(["git", "-C", str(bundle_dir), "diff", "-z", "--name-only", "--relative", "HEAD", "--", "."],
+                          capture_output=True, text=True)
+    changed = sorted(p for p in diff.stdout.split("\0") if p)
     if changed:
-        logger.warning("%s: packing uncommitted changes to %s", bundle_dir, ", ".join(sorted(changed)))
+        logger.warning("%s: packing uncommitted changes to %s", bundle_dir, ", ".join(changed))
     return files
 
 
