@@ -94,7 +94,7 @@ def test_ignored_and_untracked_files_stay_out(tmp_path):
 def test_export_refuses_a_folder_git_does_not_track(tmp_path):
     (tmp_path / "loose_bundle" / "configs").mkdir(parents=True)
     (tmp_path / "loose_bundle" / "configs" / "metadata.json").write_text('{"version": "0.1.0"}')
-    with pytest.raises(InputError, match=r"loose_bundle: git ls-files failed .*expected a bundle folder tracked by git"):
+    with pytest.raises(InputError, match=r"loose_bundle: git ls-files failed .*expected a bundle folder tracked by"):
         export_bundle(tmp_path / "loose_bundle", tmp_path / "zoo")
     (tmp_path / "loose_bundle" / "configs" / "metadata.json").write_text('{"name": "loose"}')
     with pytest.raises(InputError, match=r'metadata\.json: "version" is None; expected a version string'):
@@ -181,6 +181,19 @@ def test_fetch_bundle_over_http(zoo, tmp_path):
     assert (target / "models" / "model.pt").read_bytes() == (BUNDLE / "models" / "model.pt").read_bytes()
 
 
+def test_entry_hash_type_is_honoured(zoo, tmp_path):
+    out, entry = zoo
+    sha1 = hashlib.sha1(entry.zip_path.read_bytes()).hexdigest()
+    (tmp_path / "model_info.json").write_text(json.dumps(
+        {entry.key: {"checksum": sha1, "hash_type": "sha1", "source": entry.zip_path.as_uri()}}))
+    target = fetch_bundle(NAME, tmp_path, tmp_path / "bundles")
+    assert (target / "models" / "model.pt").read_bytes() == (BUNDLE / "models" / "model.pt").read_bytes()
+    (tmp_path / "model_info.json").write_text(json.dumps(
+        {entry.key: {"checksum": sha1, "hash_type": "crc99", "source": entry.zip_path.as_uri()}}))
+    with pytest.raises(InputError, match=r"has hash_type 'crc99'; expected \"sha256\""):
+        fetch_bundle(NAME, tmp_path, tmp_path / "other")
+
+
 def test_corrupted_zip_fails_the_checksum_and_leaves_nothing(zoo, tmp_path):
     out, entry = zoo
     bad_zoo = tmp_path / "zoo"
@@ -207,7 +220,8 @@ def test_newest_version_is_fetched_unless_one_is_asked(tmp_path, caplog):
         write_model_info([old], zoo)
         (repo / "bundles" / "tiny_bundle" / "configs" / "metadata.json").write_text(json.dumps({"version": "0.10.0"}))
         write_model_info([export_bundle(repo / "bundles" / "tiny_bundle", zoo)], zoo)
-    assert caplog.messages == [f"{repo / 'bundles' / 'tiny_bundle'}: packing uncommitted changes to configs/metadata.json"]
+    bundle = repo / "bundles" / "tiny_bundle"
+    assert caplog.messages == [f"{bundle}: packing uncommitted changes to configs/metadata.json"]
     assert available_versions(read_model_info(zoo), "tiny_bundle") == ["0.9.1", "0.10.0"]
     newest = fetch_bundle("tiny_bundle", zoo, tmp_path / "a")
     assert json.loads((newest / "configs" / "metadata.json").read_text())["version"] == "0.10.0"
@@ -221,7 +235,8 @@ def test_newest_version_is_fetched_unless_one_is_asked(tmp_path, caplog):
 
 def test_unknown_name_or_version_is_one_line(zoo, tmp_path):
     out, _ = zoo
-    with pytest.raises(InputError, match=r"model_info\.json: no bundle 'knee_ct'; expected one of \['spine_x2ct_gan'\]"):
+    unknown = r"model_info\.json: no bundle 'knee_ct'; expected one of \['spine_x2ct_gan'\]$"
+    with pytest.raises(InputError, match=unknown):
         fetch_bundle("knee_ct", out, tmp_path)
     with pytest.raises(InputError, match=r"no version 9\.9\.9 of 'spine_x2ct_gan'; expected one of \['0\.2\.1'\]"):
         fetch_bundle(NAME, out, tmp_path, version="9.9.9")

@@ -73,10 +73,10 @@ def zoo_key(name: str, version: str) -> str:
     return f"{name}_v{version}"
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 digest of a file, read in chunks."""
+def file_digest(path: str | Path, hash_type: str = HASH_TYPE) -> str:
+    """Hex digest of a file (sha256 unless ``hash_type`` names another hashlib algorithm), read in chunks."""
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, HASH_TYPE).hexdigest()
+        return hashlib.file_digest(f, hash_type).hexdigest()
 
 
 def bundle_version(bundle_dir: str | Path) -> str:
@@ -145,7 +145,7 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> ZooEntry:
                 with open(bundle_dir / relative, "rb") as source, archive.open(info, "w") as target:
                     while chunk := source.read(1 << 20):
                         target.write(chunk)
-    return ZooEntry(name, version, zip_path, file_sha256(zip_path), zip_path.stat().st_size)
+    return ZooEntry(name, version, zip_path, file_digest(zip_path), zip_path.stat().st_size)
 
 
 def write_model_info(entries: Iterable[ZooEntry], out_dir: str | Path, source_url: str | None = None) -> Path:
@@ -221,10 +221,11 @@ def fetch_bundle(name: str, zoo: str | Path, bundle_dir: str | Path, version: st
         ``<bundle_dir>/<name>``. When it already holds the requested version nothing is downloaded.
 
     The zip is downloaded with MONAI's ``download_url`` into a hidden staging folder inside
-    ``bundle_dir``; its sha256 is checked here rather than through ``download_url(hash_val=...)`` so
-    that a mismatch names both digests. A mismatch, a zip without the single ``<name>/`` folder or with
-    another metadata version raises InputError, and the staging folder is removed: nothing half
-    extracted is left. The verified bundle is moved into place with one rename.
+    ``bundle_dir``; its digest (the entry's ``hash_type``, sha256 when absent) is checked here rather
+    than through ``download_url(hash_val=...)`` so that a mismatch names both digests. A mismatch, a zip
+    without the single ``<name>/`` folder or with another metadata version raises InputError, and the
+    staging folder is removed: nothing half extracted is left. The verified bundle is moved into place
+    with one rename.
     """
     index = read_model_info(zoo)
     versions = available_versions(index, name)
@@ -247,6 +248,10 @@ def fetch_bundle(name: str, zoo: str | Path, bundle_dir: str | Path, version: st
                          target)
     if target.exists() and any(target.iterdir()):
         raise InputError("folder exists and is not a bundle; expected a new or empty folder", target)
+    hash_type = entry.get("hash_type", HASH_TYPE)
+    if hash_type not in hashlib.algorithms_available:
+        raise InputError(f'entry "{zoo_key(name, version)}" has hash_type {hash_type!r}; expected "sha256" (or '
+                         "another hashlib algorithm)", index_url)
     zip_name = f"{zoo_key(name, version)}.zip"
     url = urllib.parse.urljoin(f"{zoo_url(zoo)}/", entry["source"])
     bundle_dir.mkdir(parents=True, exist_ok=True)
@@ -255,9 +260,9 @@ def fetch_bundle(name: str, zoo: str | Path, bundle_dir: str | Path, version: st
         with warnings.catch_warnings():  # the digest is checked just below, with both values in the error
             warnings.filterwarnings("ignore", message="No hash value provided", category=UserWarning)
             download_url(url=url, filepath=zip_path, hash_val=None, progress=False)
-        got = file_sha256(zip_path)
+        got = file_digest(zip_path, hash_type)
         if got != entry["checksum"]:
-            raise InputError(f"{HASH_TYPE} checksum mismatch: expected {entry['checksum']}, got {got}; the zip "
+            raise InputError(f"{hash_type} checksum mismatch: expected {entry['checksum']}, got {got}; the zip "
                              f"is corrupted or not the one {MODEL_INFO} lists", url)
         extracted = Path(staging) / "extracted"
         extractall(filepath=zip_path, output_dir=extracted, has_base=True)
@@ -270,5 +275,5 @@ def fetch_bundle(name: str, zoo: str | Path, bundle_dir: str | Path, version: st
         if target.exists():
             target.rmdir()  # empty, checked above
         os.replace(extracted / name, target)
-    logger.info("fetched %s %s (%s %s) into %s", name, version, HASH_TYPE, got, target)
+    logger.info("fetched %s %s (%s %s) into %s", name, version, hash_type, got, target)
     return target
