@@ -3,6 +3,8 @@ local-folder datastore of phantom inputs made with orthogen: a vertebra's AP + l
 preparation) and a knee's AP DRR with its contour+bone segmentation as the image's label."""
 import json
 import shutil
+import sys
+from io import BytesIO
 from pathlib import Path
 
 import nibabel as nib
@@ -71,8 +73,8 @@ def client(studies):
         yield client
 
 
-def _infer(client, model: str, image: str, **params):
-    return client.post(f"/infer/{model}", params={"image": image}, data={"params": json.dumps(params)})
+def _infer(client, model: str, image: str, files=None, **params):
+    return client.post(f"/infer/{model}", params={"image": image}, data={"params": json.dumps(params)}, files=files)
 
 
 def _parts(response) -> tuple[dict, bytes]:
@@ -108,12 +110,13 @@ def test_info_lists_every_bundle_with_its_inputs_and_outputs(client):
     assert unet["dimension"] == 2 and unet["bundle"]["method"] == {"method": "unet", "condition": "contour_bone"}
     assert unet["config"] == {} and "label" in unet["inputs"]  # one forward pass: no sampler parameters
     assert set(models["knee_radiograph_diffusion_ctm_contour_bone"]["config"]) == {"seed", "steps", "sampler"}
+    assert "torchvision" not in sys.modules  # it fails to import beside the CPU torch (shared/STACK.md)
 
 
 def test_spine_ct_from_ap_and_lateral_is_what_the_bundle_writes_when_run_directly(client, studies, tmp_path):
     root, spacing = studies
     result, payload = _parts(_infer(client, "spine_x2ct_gan", "spine_ap", lateral="spine_lateral",
-                                    pixel_spacing=spacing))
+                                    pixel_spacing=spacing, device="cpu"))
     (tmp_path / "app_ct.nii.gz").write_bytes(payload)
     served = nib.load(tmp_path / "app_ct.nii.gz")
     bundle_log(SPINE / "configs", "inference", ["inference.json"], SPINE, "--input_ap", str(root / "spine_ap.png"),
@@ -132,8 +135,6 @@ def test_spine_ct_from_ap_and_lateral_is_what_the_bundle_writes_when_run_directl
 def test_knee_radiograph_from_the_images_segmentation_label(client, studies):
     root, _ = studies
     result, payload = _parts(_infer(client, KNEE_UNET, "knee_ap"))
-    from io import BytesIO
-
     with Image.open(BytesIO(payload)) as picture:
         generated = np.asarray(picture, dtype=np.float64) / 65535.0
     with Image.open(root / "knee_ap.png") as picture:
@@ -143,6 +144,12 @@ def test_knee_radiograph_from_the_images_segmentation_label(client, studies):
     mae = float(np.abs(generated - drr).mean())
     # the U-Net's phantom test MAE is 0.014 (bundle docs); the mean training radiograph's 0.05
     assert mae < 0.04, mae
+    # the same segmentation uploaded as the label of another image gives the same radiograph
+    with open(root / "labels" / "final" / "knee_ap.png", "rb") as upload:
+        again, payload = _parts(_infer(client, KNEE_UNET, "spine_ap", files={"label": ("seg.png", upload)}))
+    with Image.open(BytesIO(payload)) as picture:
+        np.testing.assert_array_equal(np.asarray(picture, dtype=np.float64) / 65535.0, generated)
+    assert again["inputs"]["input_segmentation"] != result["inputs"]["input_segmentation"]
 
 
 def test_an_unknown_model_is_404_naming_it(client):
@@ -173,11 +180,17 @@ def test_a_bad_radiograph_request_is_400_naming_the_field(client):
     assert response.status_code == 400 and "'spine_ap' has no label with tag 'final'" in response.json()["detail"]
 
 
-def test_a_bundle_without_weights_is_listed_unavailable_with_the_reason(tmp_path, monkeypatch):
+def test_bundles_without_weights_or_readable_configs_are_listed_unavailable_with_the_reason(tmp_path, monkeypatch):
     shutil.copytree(SPINE / "configs", tmp_path / "bundles" / "spine_x2ct_gan" / "configs")
+    broken = tmp_path / "bundles" / "half_written" / "configs"
+    broken.mkdir(parents=True)
+    shutil.copy(SPINE / "configs" / "metadata.json", broken)
+    (broken / "inference.json").write_text("{")
     with _client(monkeypatch, tmp_path / "studies", {"bundles": str(tmp_path / "bundles")}) as client:
         info = client.get("/info/").json()
-        assert info["models"] == {}
+        assert info["models"] == {} and set(info["unavailable_models"]) == {"spine_x2ct_gan", "half_written"}
+        assert info["unavailable_models"]["half_written"]["unavailable_reason"].startswith(
+            f"{broken / 'inference.json'}: not JSON")
         reason = info["unavailable_models"]["spine_x2ct_gan"]["unavailable_reason"]
         weights = tmp_path / "bundles" / "spine_x2ct_gan" / "models" / "model.pt"
         assert reason.startswith(f"{weights}: no such weights file")
