@@ -3,10 +3,11 @@
 The run is built in-process with MONAI's ``ConfigParser`` from the bundle's inference config and metadata,
 with the request's input files, parameters, device and a fresh output folder as overrides: exactly what
 ``python -m monai.bundle run inference --input_ap ... --pixel_spacing ...`` runs, without a new Python
-process per request (importing torch, MONAI and orthogen takes ~10 s on a loaded CPU, the spine model's
-whole inference well under one). What a subprocess would add, isolation of crashes and of memory, matters
-less here: the bundles' failures are Python exceptions (caught below and answered as one line) and each
-request's network is freed when its run ends.
+process per request (importing torch, MONAI and orthogen takes ~10 s on a loaded 2-core CPU; the spine
+model's whole run in the server, network built, weights loaded, CT and montage written, took 4.7 s). What a
+subprocess would add, isolation of crashes and of memory, matters less here: the bundles' failures are
+Python exceptions (caught below and answered as one line) and each request's network is freed when its
+run ends.
 
 Order of work: weights present -> parameters checked -> the bundle's own input check (its ``datalist``,
 which runs its input loader on the files: unreadable, wrong size, no spacing, implausible spacing) -> only
