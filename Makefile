@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 OUT ?= output/demo
 
-.PHONY: setup demo test test-slow bench bench-setup spine-x2ct-model knee-radiograph-data knee-radiograph-models knee-radiograph-table clean
+.PHONY: setup demo test test-slow bench bench-setup spine-x2ct-model knee-radiograph-data knee-radiograph-models knee-radiograph-table serve-deps orthanc stop clean
 
 setup: $(STAMP)
 
@@ -81,6 +81,21 @@ knee-radiograph-table: setup
 		($(KNEE_RADIOGRAPH_RUN) evaluating --config_file "['configs/inference.json','configs/evaluate.json']" \
 			--bundle_root . --method $$1 --condition $$2 --test_images $(TEST_IMAGES)) || exit 1; \
 	done
+
+# The serving stack's Orthanc (docs/serving.md): Debian packages orthanc 1.10 + orthanc-dicomweb (installed
+# as root with apt, else the script says what to install), our config, pid file, log and data in
+# output/orthanc, http://127.0.0.1:8042 with DICOMweb on /dicom-web/ (remote clients refused). `make stop`
+# stops what `make orthanc` started, by its pid.
+ORTHANC_DIR := output/orthanc
+ORTHANC_PORT := 8042
+serve-deps:
+	sh scripts/install_serving_deps.sh
+
+orthanc: setup serve-deps
+	$(BIN)/python -m orthogen.serving.orthanc_server start --folder $(ORTHANC_DIR) --http-port $(ORTHANC_PORT)
+
+stop:
+	$(BIN)/python -m orthogen.serving.orthanc_server stop --folder $(ORTHANC_DIR)
 
 clean:
 	rm -rf output

@@ -166,14 +166,18 @@ def test_config_and_loopback_only(served):
     assert statuses == {"127.0.0.1": 200, "127.0.0.2": 401}
 
 
-def test_stop_by_pid_and_data_kept_in_our_folder(served, tmp_path):
+def test_stop_by_pid_and_data_kept_in_our_folder(served, tmp_path, capsys):
     """`make orthanc` / `make stop` (the module's command line), then a second server on the same folder."""
     _, study_dir, _ = served
-    folder = tmp_path / "orthanc"
-    assert orthanc_server.main(["start", "--folder", str(folder), "--http-port", str(_free_port())]) == 0
+    folder, port = tmp_path / "orthanc", _free_port()
+    assert orthanc_server.main(["start", "--folder", str(folder), "--http-port", str(port)]) == 0
     pid = int((folder / "orthanc.pid").read_text())
     assert _is_running(pid) and psutil.Process(pid).name() == "Orthanc"
-    url = f"http://127.0.0.1:{json.loads((folder / 'orthanc.json').read_text())['HttpPort']}"
+    assert orthanc_server.main(["start", "--folder", str(folder), "--http-port", str(port)]) == 0  # make serve again
+    assert capsys.readouterr().out.endswith(f"Orthanc already running (pid {pid}) on http://127.0.0.1:{port}\n")
+    assert orthanc_server.main(["start", "--folder", str(folder), "--http-port", str(_free_port())]) == 1
+    assert f"already runs here (pid {pid}) on port {port}" in capsys.readouterr().err
+    url = f"http://127.0.0.1:{port}"
     files = sorted(study_dir.rglob("*.dcm"))
     assert load_demo_study.upload_study(files, url) == len(files) == SIZE + 2
     assert orthanc_server.main(["stop", "--folder", str(folder)]) == 0

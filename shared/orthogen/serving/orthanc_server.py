@@ -32,7 +32,7 @@ import requests
 from orthogen.errors import OrthoGenError
 
 __all__ = ["DICOMWEB_PLUGIN", "INSTALL_HINT", "OrthancError", "OrthancServer", "find_orthanc_binary",
-           "orthanc_config", "stop_from_pidfile"]
+           "orthanc_config", "running_pid", "stop_from_pidfile"]
 
 #: The Debian package orthanc-dicomweb's plugin (DICOMweb 1.7 with orthanc 1.10.1 on bookworm).
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -155,7 +155,7 @@ class OrthancServer:
         if binary is None or not DICOMWEB_PLUGIN.is_file():
             missing = "the Orthanc binary" if binary is None else str(DICOMWEB_PLUGIN)
             raise OrthancError(f"{missing} not found; {INSTALL_HINT}")
-        running = _our_orthanc_pid(self.folder)
+        running = running_pid(self.folder)
         if running is not None:
             raise OrthancError(f"{self.folder}: an Orthanc of ours already runs here (pid {running}); stop it "
                                f"with `python -m orthogen.serving.orthanc_server stop --folder {self.folder}`")
@@ -225,7 +225,7 @@ def stop_from_pidfile(folder: str | Path, timeout_s: float = 10.0) -> int | None
     Orthanc of ours was running.
     """
     folder = Path(folder)
-    pid = _our_orthanc_pid(folder)
+    pid = running_pid(folder)
     if pid is None:
         (folder / PID_NAME).unlink(missing_ok=True)
         return None
@@ -241,8 +241,9 @@ def stop_from_pidfile(folder: str | Path, timeout_s: float = 10.0) -> int | None
     return pid
 
 
-def _our_orthanc_pid(folder: Path) -> int | None:
+def running_pid(folder: str | Path) -> int | None:
     """The pid in ``folder``/orthanc.pid when it is a live Orthanc run with ``folder``/orthanc.json."""
+    folder = Path(folder)
     try:
         pid = int((folder / PID_NAME).read_text().strip())
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -292,7 +293,10 @@ def _log_tail(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``start`` / ``stop`` an Orthanc of ours on a folder; errors are one line on stderr, status 1."""
+    """``start`` / ``stop`` an Orthanc of ours on a folder; errors are one line on stderr, status 1.
+
+    ``start`` when ours already runs there on the same port says so and succeeds (``make serve`` again).
+    """
     parser = argparse.ArgumentParser(prog="python -m orthogen.serving.orthanc_server",
                                      description="Start or stop OrthoGen's Orthanc (DICOMweb on 127.0.0.1).")
     parser.add_argument("action", choices=("start", "stop"))
@@ -301,7 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dicom-port", type=int, default=None, help="a DICOM (DIMSE) port; default: none")
     args = parser.parse_args(argv)
     try:
-        if args.action == "start":
+        running = running_pid(args.folder)
+        if args.action == "start" and running is not None:
+            port = json.loads((Path(args.folder) / CONFIG_NAME).read_text())["HttpPort"]
+            if port != args.http_port:
+                raise OrthancError(f"{args.folder}: an Orthanc of ours already runs here (pid {running}) on port "
+                                   f"{port}, not {args.http_port}; stop it first")
+            print(f"Orthanc already running (pid {running}) on http://{LOOPBACK}:{port}")
+        elif args.action == "start":
             server = OrthancServer(args.folder, args.http_port, args.dicom_port).start()
             version = requests.get(f"{server.url}/system", timeout=5).json()["Version"]
             print(f"Orthanc {version} (pid {server.pid}) on {server.url}, DICOMweb {server.dicomweb_url}; "
