@@ -196,3 +196,7 @@ def test_bundles_without_weights_or_readable_configs_are_listed_unavailable_with
         assert reason.startswith(f"{weights}: no such weights file")
         response = _infer(client, "spine_x2ct_gan", "any", lateral="other")
         assert response.status_code == 503 and reason in response.json()["detail"]
+        weights.parent.mkdir()
+        shutil.copy(SPINE / "models" / "model.pt", weights)  # weights written while the app runs
+        info = client.get("/info/").json()
+        assert set(info["models"]) == {"spine_x2ct_gan"} and set(info["unavailable_models"]) == {"half_written"}

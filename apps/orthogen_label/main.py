@@ -3,9 +3,9 @@
 Each bundle folder (app conf ``bundles``, default the repository's ``bundles/``) with configs/metadata.json
 becomes one model, or one per shipped method / condition (``lib.bundle_catalogue.MODEL_VARIANTS``); each
 model runs its bundle's own inference config (``lib.bundle_infer_task``). No model code lives here.
-``/info`` lists the models that can run under ``models`` and those that cannot (no weights file) under
-``unavailable_models`` with the reason. Request problems are answered as one line: unknown model 404,
-unavailable model 503, bad request 400.
+``/info`` lists the models that can run under ``models`` and those that cannot (no weights file, looked
+up on each call) under ``unavailable_models`` with the reason. Request problems are answered as one line:
+unknown model 404, unavailable model 503, bad request 400, a failure after the inputs were accepted 500.
 """
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ class OrthoGenLabelApp(MONAILabelApp):
         if task is None:
             raise HTTPException(status_code=404, detail=f"model {name!r}: no such model; expected one of "
                                                         f"{', '.join(sorted(self._infers))}")
-        if not task.is_valid():
-            raise HTTPException(status_code=503, detail=f"model {name} is unavailable: "
-                                                        f"{task.model.unavailable_reason}")
+        reason = task.model.unavailable_reason()
+        if reason:
+            raise HTTPException(status_code=503, detail=f"model {name} is unavailable: {reason}")
         try:
             inputs = bundle_inputs(task.model, request, datastore or self.datastore())
             # a generated CT or radiograph is not a label of the request's image: never saved as one

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class BundleModel:
         metadata: the bundle's metadata.json.
         weights: the weights file the bundle's inference loads for this model (None: the bundle's configs
             could not be read).
-        unavailable_reason: why the model cannot run (no weights file, unreadable configs), None when it can.
+        config_error: why the bundle's configs cannot be read (then the model never runs), else None.
         variant: the variant's name suffix ("" for a bundle's one model).
     """
 
@@ -79,12 +79,8 @@ class BundleModel:
     parameters: dict[str, Any]
     metadata: dict[str, Any]
     weights: Path | None
-    unavailable_reason: str | None = None
+    config_error: str | None = None
     variant: str = ""
-
-    @property
-    def available(self) -> bool:
-        return self.unavailable_reason is None
 
     @property
     def inference_config(self) -> Path:
@@ -94,19 +90,20 @@ class BundleModel:
     def metadata_file(self) -> Path:
         return self.bundle_dir / "configs" / "metadata.json"
 
-    def missing_weights(self) -> str | None:
-        """The reason the model cannot run now (its weights file is gone), else None; checked per request
-        because a bundle's weights may be written while the app runs."""
-        if self.weights is None:
-            return self.unavailable_reason
+    def unavailable_reason(self) -> str | None:
+        """Why the model cannot run now (unreadable configs, no weights file), None when it can. Looked up
+        on every call (one stat): a bundle's weights may appear or go while the app runs."""
+        if self.config_error is not None or self.weights is None:
+            return self.config_error
         if self.weights.is_file():
             return None
-        return f"{self.weights}: no such weights file; train the bundle first (see {self.bundle_dir / 'docs' / 'README.md'})"
+        docs = self.bundle_dir / "docs" / "README.md"
+        return f"{self.weights}: no such weights file; train the bundle first (see {docs})"
 
     def description(self) -> str:
-        what = self.metadata.get("task", "")
+        name, version = self.metadata.get("name", self.bundle_dir.name), self.metadata.get("version", "?")
         variant = f" [{self.variant}]" if self.variant else ""
-        return f"{self.metadata.get('name', self.bundle_dir.name)}{variant} v{self.metadata.get('version', '?')}: {what}"
+        return f"{name}{variant} v{version}: {self.metadata.get('task', '')}"
 
 
 def _read_json(path: Path) -> dict:
@@ -141,7 +138,7 @@ def _weights_path(bundle_dir: Path, overrides: dict) -> Path:
 
 
 def bundle_models(bundle_dir: Path) -> list[BundleModel]:
-    """The models of one bundle folder (see ``MODEL_VARIANTS``), each marked available or not."""
+    """The models of one bundle folder (see ``MODEL_VARIANTS``)."""
     bundle_dir = Path(bundle_dir).resolve()
     metadata = _read_json(bundle_dir / "configs" / "metadata.json")
     config = _read_json(bundle_dir / "configs" / "inference.json")
@@ -152,10 +149,9 @@ def bundle_models(bundle_dir: Path) -> list[BundleModel]:
         offered = KIND_PARAMETERS[kind] if variant.parameters is None else variant.parameters
         parameters = {p: variant.overrides.get(p, config[p]) for p in offered if p in config}
         name = f"{bundle_dir.name}_{variant.suffix}" if variant.suffix else bundle_dir.name
-        model = BundleModel(name=name, bundle_dir=bundle_dir, kind=kind, overrides=dict(variant.overrides),
-                            parameters=parameters, metadata=metadata,
-                            weights=_weights_path(bundle_dir, variant.overrides), variant=variant.suffix)
-        models.append(replace(model, unavailable_reason=model.missing_weights()))
+        models.append(BundleModel(name=name, bundle_dir=bundle_dir, kind=kind, overrides=dict(variant.overrides),
+                                  parameters=parameters, metadata=metadata,
+                                  weights=_weights_path(bundle_dir, variant.overrides), variant=variant.suffix))
     return models
 
 
@@ -167,7 +163,7 @@ def broken_bundle(bundle_dir: Path, error: InputError) -> BundleModel:
         metadata = {}
     return BundleModel(name=bundle_dir.name, bundle_dir=bundle_dir.resolve(), kind="", overrides={}, parameters={},
                        metadata=metadata if isinstance(metadata, dict) else {}, weights=None,
-                       unavailable_reason=str(error))
+                       config_error=str(error))
 
 
 def discover_models(bundles_dir: str | Path) -> list[BundleModel]:
@@ -187,6 +183,7 @@ def discover_models(bundles_dir: str | Path) -> list[BundleModel]:
         except InputError as error:
             models.append(broken_bundle(bundle, error))
     for model in models:
-        if not model.available:
-            logger.warning(f"model {model.name} unavailable: {model.unavailable_reason}")
+        reason = model.unavailable_reason()
+        if reason:
+            logger.warning(f"model {model.name} unavailable: {reason}")
     return models

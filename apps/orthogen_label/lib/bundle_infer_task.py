@@ -72,8 +72,8 @@ class BundleInferTask(InferTask):
         meta = self.model.metadata
         return {
             **super().info(),
-            "available": self.model.available,
-            "unavailable_reason": self.model.unavailable_reason,
+            "available": self.is_valid(),
+            "unavailable_reason": self.model.unavailable_reason(),
             "bundle": {"folder": self.model.bundle_dir.name, "name": meta.get("name"), "version": meta.get("version"),
                        "task": meta.get("task"), "method": self.model.overrides,
                        "weights": meta.get("orthogen_weights"),
@@ -85,11 +85,11 @@ class BundleInferTask(InferTask):
         }
 
     def is_valid(self) -> bool:
-        return self.model.available
+        return self.model.unavailable_reason() is None
 
     def __call__(self, request: dict) -> tuple[str, dict]:
         model = self.model
-        reason = model.missing_weights()
+        reason = model.unavailable_reason()
         if reason:
             raise ModelUnavailableError(f"model {model.name} is unavailable: {reason}")
         parameters = checked_parameters(model, request)

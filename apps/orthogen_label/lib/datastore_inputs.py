@@ -61,4 +61,4 @@ def bundle_inputs(model: BundleModel, request: dict, datastore: Datastore) -> di
                 "input_lateral": image_file(datastore, request["lateral"], "lateral")}
     if model.kind == SEGMENTATION_TO_RADIOGRAPH:
         return {"input_segmentation": segmentation_file(datastore, request)}
-    raise InputError(f"model {model.name} has no runnable bundle ({model.unavailable_reason})", "model")
+    raise InputError(f"model {model.name} has no runnable bundle ({model.unavailable_reason()})", "model")
