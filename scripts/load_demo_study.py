@@ -15,7 +15,7 @@ import copy
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
@@ -57,22 +57,21 @@ class DemoSeries:
     series_instance_uid: str
     modality: str
     description: str
-    files: list[Path] = field(default_factory=list)
+    files: list[Path]
 
 
 @dataclass
 class DemoStudy:
-    """The written study: its UID, patient, the knee's side, the series (CT, DX AP, DX lateral) and the DRR
-    pixel spacing at the detector, (row, col) mm."""
+    """The written study: its UID, PatientID, the knee's side and the series (CT, DX AP, DX lateral)."""
 
     study_instance_uid: str
     patient_id: str
     side: str
     series: list[DemoSeries]
-    drr_pixel_spacing_mm: tuple[float, float]
 
     @property
     def files(self) -> list[Path]:
+        """Every written file, series by series."""
         return [path for series in self.series for path in series.files]
 
 
@@ -90,6 +89,8 @@ def write_demo_study(out_dir: str | Path, seed: int = 0, size: int = 128) -> Dem
     knee = KneePhantom.from_seed(seed)
     spacing = FIELD_OF_VIEW_MM / size
     ct = knee.render((size,) * 3, (spacing,) * 3)
+    geometry = fit_detector(ct.volume_hu.shape, ct.affine, 2 * size)
+    drr = render_drr(torch.from_numpy(ct.volume_hu), ct.affine, geometry, "ap,lateral")
     patient_id = f"ORTHOGEN-KNEE-{seed:04d}"
     note = f"phantom knee seed {seed}, not patient data"
     ct_description = f"CT ({note})"
@@ -99,11 +100,7 @@ def write_demo_study(out_dir: str | Path, seed: int = 0, size: int = 128) -> Dem
                                                              "not an acquired image")
     ct_files = sorted((out_dir / "ct").glob("*.dcm"))
     study = DemoStudy(pydicom.dcmread(ct_files[0], stop_before_pixels=True).StudyInstanceUID, patient_id,
-                      knee.side, [DemoSeries(ct_series, "CT", ct_description, ct_files)], (0.0, 0.0))
-
-    geometry = fit_detector(ct.volume_hu.shape, ct.affine, 2 * size)
-    drr = render_drr(torch.from_numpy(ct.volume_hu), ct.affine, geometry, "ap,lateral")
-    study.drr_pixel_spacing_mm = tuple(float(v) for v in drr.pixel_spacing_mm)
+                      knee.side, [DemoSeries(ct_series, "CT", ct_description, ct_files)])
     with tempfile.TemporaryDirectory() as scratch:
         for number, angle in enumerate(drr.angles_deg, start=2):
             view = view_name(angle)
