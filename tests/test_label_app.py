@@ -152,6 +152,19 @@ def test_knee_radiograph_from_the_images_segmentation_label(client, studies):
     assert again["inputs"]["input_segmentation"] != result["inputs"]["input_segmentation"]
 
 
+def test_the_ctm_takes_sampler_steps_and_seed(client):
+    def sample(seed: int) -> np.ndarray:
+        result, payload = _parts(_infer(client, "knee_radiograph_diffusion_ctm_contour_bone", "knee_ap",
+                                        sampler="ode", steps=2, seed=seed))
+        assert result["parameters"] == {"sampler": "ode", "steps": 2, "seed": seed}
+        with Image.open(BytesIO(payload)) as picture:
+            return np.asarray(picture, dtype=np.float64)
+
+    first, again, other = sample(1), sample(1), sample(2)
+    np.testing.assert_array_equal(first, again)  # seeded
+    assert np.abs(first - other).mean() > 1.0  # another seed, another sample (16-bit grey levels)
+
+
 def test_an_unknown_model_is_404_naming_it(client):
     response = _infer(client, "spine_x3ct", "spine_ap", lateral="spine_lateral")
     assert response.status_code == 404
@@ -164,6 +177,7 @@ def test_an_unknown_model_is_404_naming_it(client):
     ("spine_ap", {"lateral": "spine_ap", "pixel_spacing": 1.0}, "lateral", "same image"),
     ("spine_ap", {"lateral": "spine_lateral", "pixel_spacing": -2}, "pixel_spacing", "> 0"),
     ("spine_ap", {"lateral": "spine_lateral", "steps": 5}, "steps", "takes no"),
+    ("spine_ap", {"lateral": "spine_lateral", "pixel_spacing": 1.0, "device": "tpu"}, "device", "'tpu'"),
     ("broken", {"lateral": "spine_lateral", "pixel_spacing": 1.0}, "broken.png", ""),
 ])
 def test_a_bad_x2ct_request_is_400_naming_the_field(client, image, params, field, words):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -57,6 +58,14 @@ def output_summary(path: Path) -> dict[str, Any]:
                 "spacing_mm": [float(v) for v in header.get_zooms()]}
     with Image.open(path) as picture:
         return {"file": path.name, "shape": [picture.height, picture.width]}
+
+
+def checked_device(device: Any) -> str:
+    """MONAI Label's device name (``cuda`` falls back to ``cpu`` without a GPU) as a torch device string."""
+    name = str(name_to_device(device))
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise InputError(f"expected cpu, cuda or cuda:N, got {device!r}", "device")
+    return name
 
 
 class BundleInferTask(InferTask):
@@ -99,7 +108,7 @@ class BundleInferTask(InferTask):
                              "request's images", BUNDLE_INPUTS)
         overrides = {**model.overrides, **inputs, **parameters, "bundle_root": str(model.bundle_dir)}
         if request.get("device"):
-            overrides["device"] = f"$torch.device({str(name_to_device(request['device']))!r})"
+            overrides["device"] = f"$torch.device({checked_device(request['device'])!r})"
         run_dir = Path(tempfile.mkdtemp(prefix=f"orthogen_label_{model.name}_"))
         try:
             start = time.monotonic()
@@ -118,18 +127,20 @@ class BundleInferTask(InferTask):
         }
 
     def _run(self, overrides: dict[str, Any], run_dir: Path) -> Path:
-        """Check the inputs with the bundle's own datalist, then run its evaluator; the file it wrote."""
+        """Check the inputs with the bundle's own datalist and inferer, then run its evaluator; the file
+        it wrote."""
         parser = ConfigParser()
         parser.read_config(str(self.model.inference_config))
         parser.read_meta(str(self.model.metadata_file))
         parser.update(overrides)
-        try:
-            parser.get_parsed_content("datalist")  # the bundle's input loader on the files: one-line errors
+        try:  # the bundle's input loader on the files, and its inferer's argument checks: no network yet
+            for door in ("datalist", "inferer"):
+                parser.get_parsed_content(door)
         except Exception as exc:
             error = first_orthogen_error(exc)
             if isinstance(error, InputError):
                 raise error from None
-            raise BundleRunError(f"model {self.model.name}: the bundle could not read its inputs "
+            raise BundleRunError(f"model {self.model.name}: the bundle could not check its inputs "
                                  f"({type(exc).__name__}: {error or exc})") from exc
         try:
             parser.get_parsed_content("evaluator").run()
