@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 OUT ?= output/demo
 
-.PHONY: setup demo test test-slow bench bench-setup spine-x2ct-model knee-radiograph-data knee-radiograph-models knee-radiograph-table serve-deps orthanc stop clean
+.PHONY: setup demo test test-slow bench bench-setup spine-x2ct-model knee-radiograph-data knee-radiograph-models knee-radiograph-table serve-deps orthanc stop zoo clean
 
 setup: $(STAMP)
 
@@ -24,10 +24,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/orthogen demo --out $(OUT)
 
-test: setup
+# The tests start a real Orthanc: serve-deps installs it (apt, as root) or says what to install.
+test: setup serve-deps
 	$(BIN)/python -m pytest -q
 
-test-slow: setup
+test-slow: setup serve-deps
 	$(BIN)/python -m pytest -q -m slow
 
 # DiffDRR is the reference for the DRR benchmark only: a separate venv, never a runtime dependency.
@@ -96,6 +97,11 @@ orthanc: setup serve-deps
 
 stop:
 	$(BIN)/python -m orthogen.serving.orthanc_server stop --folder $(ORTHANC_DIR)
+
+# The bundles as a local MONAI model zoo: <name>_v<version>.zip (git-tracked files, deterministic) + model_info.json (sha256).
+ZOO ?= output/zoo
+zoo: setup
+	$(BIN)/python scripts/export_zoo.py --out $(ZOO)
 
 clean:
 	rm -rf output
