@@ -1,7 +1,7 @@
 """OrthoGen's MONAI Label app: a thin adapter that serves the repository's bundles as infer tasks.
 
 Each bundle folder (app conf ``bundles``, default the repository's ``bundles/``) with configs/metadata.json
-becomes one model, or one per shipped method / condition (``lib.bundle_catalogue.MODEL_VARIANTS``); each
+becomes one model, or one per shipped method / condition (declared in its metadata.json as ``orthogen_models``); each
 model runs its bundle's own inference config (``lib.bundle_infer_task``). No model code lives here.
 ``/info`` lists the models that can run under ``models`` and those that cannot (no weights file, looked
 up on each call) under ``unavailable_models`` with the reason. Request problems are answered as one line:

@@ -1,5 +1,5 @@
-"""The models the app serves, read from the bundle folders: one model per bundle, or one per shipped
-method / condition where a bundle holds several (the knee radiograph bundle's Table I models).
+"""The models the app serves, read from the bundle folders: one model per bundle, or one per model a
+bundle declares in its metadata's ``orthogen_models`` (the knee radiograph bundle's Table I models).
 
 Each model records its bundle's metadata (name, version, task, data formats), what kind of request it
 takes, the config ids the app may override for it, and whether its weights file is there. Nothing here
@@ -40,19 +40,26 @@ class ModelVariant:
     parameters: tuple[str, ...] | None = None
 
 
-#: Bundles that ship several models (by folder name). The knee radiograph bundle ships the five models of
-#: the seed's Table I (its docs/README.md): the CTM (the paper's method, the bundle's default), the U-Net
-#: baseline (one forward pass; the best on phantoms) per condition, and the CSM (SDEdit; condition-free
-#: weights, run on contour+bone segmentations). The U-Net takes no sampler, steps or seed.
-MODEL_VARIANTS: dict[str, tuple[ModelVariant, ...]] = {
-    "knee_radiograph_diffusion": (
-        ModelVariant("ctm_contour_bone", {"method": "ctm", "condition": "contour_bone"}),
-        ModelVariant("ctm_contour", {"method": "ctm", "condition": "contour"}),
-        ModelVariant("unet_contour_bone", {"method": "unet", "condition": "contour_bone"}, ()),
-        ModelVariant("unet_contour", {"method": "unet", "condition": "contour"}, ()),
-        ModelVariant("csm", {"method": "csm", "condition": "contour_bone"}),
-    ),
-}
+def model_variants(metadata: dict, metadata_path: Path) -> tuple[ModelVariant, ...]:
+    """The models a bundle declares in its metadata's ``orthogen_models`` (suffix -> ``overrides`` and
+    optional ``parameters``), or its one default model when it declares none."""
+    declared = metadata.get("orthogen_models")
+    if declared is None:
+        return (ModelVariant("", {}),)
+    if not isinstance(declared, dict):
+        raise InputError(f"expected orthogen_models as an object of models, got {type(declared).__name__}",
+                         metadata_path)
+    variants = []
+    for suffix, spec in declared.items():
+        if suffix.startswith("_"):
+            continue  # "_doc"
+        overrides = spec.get("overrides") if isinstance(spec, dict) else None
+        parameters = spec.get("parameters") if isinstance(spec, dict) else None
+        if not isinstance(overrides, dict) or not (parameters is None or isinstance(parameters, list)):
+            raise InputError(f"expected orthogen_models.{suffix} as {{\"overrides\": {{...}}, \"parameters\": [...]}}, "
+                             f"got {spec!r}", metadata_path)
+        variants.append(ModelVariant(suffix, overrides, None if parameters is None else tuple(parameters)))
+    return tuple(variants)
 
 
 @dataclass(frozen=True)
@@ -138,12 +145,12 @@ def _weights_path(bundle_dir: Path, overrides: dict) -> Path:
 
 
 def bundle_models(bundle_dir: Path) -> list[BundleModel]:
-    """The models of one bundle folder (see ``MODEL_VARIANTS``)."""
+    """The models of one bundle folder (see :func:`model_variants`)."""
     bundle_dir = Path(bundle_dir).resolve()
     metadata = _read_json(bundle_dir / "configs" / "metadata.json")
     config = _read_json(bundle_dir / "configs" / "inference.json")
     kind = bundle_kind(config, bundle_dir / "configs" / "inference.json")
-    variants = MODEL_VARIANTS.get(bundle_dir.name, (ModelVariant("", {}),))
+    variants = model_variants(metadata, bundle_dir / "configs" / "metadata.json")
     models = []
     for variant in variants:
         offered = KIND_PARAMETERS[kind] if variant.parameters is None else variant.parameters
