@@ -171,15 +171,34 @@ def test_inner_stage_loading_keeps_the_inner_outputs_and_names_a_wrong_file():
         large.load_inner_stage({k: v for k, v in small.state_dict().items() if not k.startswith("encoder.stem")})
 
 
-def test_the_default_inference_without_weights_stops_with_one_line(radiographs, tmp_path):
+def test_inference_without_its_weights_file_stops_with_one_line(radiographs, tmp_path):
     folder, _ = radiographs
-    out = tmp_path / "out"
+    out, missing = tmp_path / "out", tmp_path / "models" / "model_32.pt"
     result = _run("inference", ["inference.json"], BUNDLE, "--input_ap", str(folder / "ap.dcm"),
                   "--input_lateral", str(folder / "lateral.dcm"), "--slice_thickness", "1.0",
-                  "--output_dir", str(out))
+                  "--output_dir", str(out), "--ckpt_path", str(missing))
     last = _one_line_error(result, "no such weights file; train the bundle first")
-    assert str(BUNDLE / "models" / "model_32.pt") in last
+    assert str(missing) in last
     assert not out.exists()
+
+
+def test_the_shipped_phantom_trained_weights_fit_the_default_network_and_the_default_inference_runs(radiographs,
+                                                                                                   tmp_path):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "inference.json")
+    parser.read_meta(CONFIGS / "metadata.json")
+    assert parser["_meta_"]["orthogen_weights"] == "phantom-trained"
+    network = parser.get_parsed_content("network_def", instantiate=True)
+    weights = torch.load(BUNDLE / "models" / "model_32.pt", weights_only=True)
+    assert network.load_state_dict(weights) is not None  # strict: every key and shape fits
+    folder, study = radiographs
+    out = tmp_path / "out"
+    _ok(_run("inference", ["inference.json"], BUNDLE, "--input_ap", str(folder / "ap.dcm"), "--input_lateral",
+             str(folder / "lateral.dcm"), "--slice_thickness", "1.0", "--output_dir", str(out), "--steps", "4"))
+    ct = nib.load(next(out.glob("*_ct.nii.gz")))
+    assert ct.shape == (32, 32, 32) and np.isfinite(ct.get_fdata()).all()
 
 
 @pytest.mark.parametrize("case, overrides, fragment", [

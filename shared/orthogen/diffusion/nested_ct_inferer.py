@@ -53,6 +53,11 @@ class NestedCTInferer(Inferer):
         self.seed, self.steps = int(seed), steps
         self.nfe = 0
 
+    def describe(self) -> str:
+        """The sampler, its network calls and the cascade in words, for tables and pictures."""
+        cascade = "+".join(f"{r}^3" for r in self.resolutions)
+        return f"nested DDIM, {self.nfe or self.steps} NFE, cascade {cascade}"
+
     @torch.no_grad()
     def __call__(self, inputs: torch.Tensor, network, *args, pixel_spacing=None, slice_thickness=None,
                  **kwargs) -> torch.Tensor:
