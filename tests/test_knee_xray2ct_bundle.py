@@ -128,7 +128,7 @@ def test_the_same_seed_gives_the_same_ct_and_dicom_radiographs_give_a_dicom_seri
     assert len(slices) == 8
     header = pydicom.dcmread(slices[0], stop_before_pixels=True)
     assert header.StudyInstanceUID == study and header.Modality == "CT"
-    assert "synthetic" in header.SeriesDescription and "untrained" in header.SeriesDescription
+    assert "synthetic" in header.SeriesDescription and "phantom-trained" in header.SeriesDescription
 
 
 def test_evaluation_writes_the_metric_table_beside_the_mean_volume_baseline(trained):
@@ -258,7 +258,7 @@ def test_metadata_verifies_and_the_default_network_has_the_declared_inputs_and_o
     meta = CONFIGS / "metadata.json"
     verify_metadata(meta_file=str(meta), filepath=str(schema))
     metadata = json.loads(meta.read_text())
-    assert metadata["orthogen_weights"] == "untrained"  # no weights shipped yet
+    assert metadata["orthogen_weights"] == "phantom-trained" and metadata["eval_metrics"]["data"].startswith("phantom")
     io = metadata["network_data_format"]
     views = io["inputs"]["views"]
     extra = {"timesteps": torch.tensor([500.0]), "views": torch.rand(1, 2, *views["spatial_shape"]),
