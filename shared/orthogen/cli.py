@@ -350,20 +350,23 @@ class PrepareCommands:
 
 
 def demo(out: str = "output/demo", seed: int = 0, bundle_dir: str = "bundles/spine_x2ct_gan",
-         knee_radiograph_bundle_dir: str = "bundles/knee_radiograph_diffusion") -> None:
-    """Phantom knee and spine -> AP/lateral DRRs, X2CT-GAN on a phantom vertebra, and a knee radiograph
-    generated from a phantom's segmentation -> files + one montage."""
+         knee_radiograph_bundle_dir: str = "bundles/knee_radiograph_diffusion",
+         knee_ct_bundle_dir: str = "bundles/knee_xray2ct_diffusion") -> None:
+    """Phantom knee and spine -> AP/lateral DRRs, X2CT-GAN on a phantom vertebra, a knee radiograph
+    generated from a phantom's segmentation and a knee CT from a phantom's two DRRs -> files + one montage."""
     out = _output_folder(out, "--out")
     seed = _seed(seed)
     bundles = []
-    for value, option in ((bundle_dir, "--bundle-dir"), (knee_radiograph_bundle_dir, "--knee-radiograph-bundle-dir")):
+    for value, option in ((bundle_dir, "--bundle-dir"), (knee_radiograph_bundle_dir, "--knee-radiograph-bundle-dir"),
+                          (knee_ct_bundle_dir, "--knee-ct-bundle-dir")):
         bundle = _input_path(value, option, folder=True)
         _input_path(bundle / "configs" / "inference.json", option, folder=False)
         bundles.append(bundle)
 
     from orthogen.demo import run_demo
 
-    for path in run_demo(out, seed=seed, bundle_dir=bundles[0], knee_radiograph_bundle_dir=bundles[1]):
+    for path in run_demo(out, seed=seed, bundle_dir=bundles[0], knee_radiograph_bundle_dir=bundles[1],
+                         knee_ct_bundle_dir=bundles[2]):
         print(path)
 
 
