@@ -296,6 +296,7 @@ def test_each_stage_trains_with_its_batch_size_and_starts_from_the_previous_stag
         assert parser.get_parsed_content("init_from") == expected
 
 
+@pytest.mark.slow  # torchrun start-up; the spine bundle's torchrun test stays in the default run
 def test_multi_process_training_runs_one_iteration_under_torchrun(trained, tmp_path):
     import os
     import subprocess
