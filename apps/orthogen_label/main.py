@@ -5,21 +5,32 @@ becomes one model, or one per shipped method / condition (declared in its metada
 model runs its bundle's own inference config (``lib.bundle_infer_task``). No model code lives here.
 ``/info`` lists the models that can run under ``models`` and those that cannot (no weights file, looked
 up on each call) under ``unavailable_models`` with the reason. Request problems are answered as one line:
-unknown model 404, unavailable model 503, bad request 400, a failure after the inputs were accepted 500.
+unknown model 404, unavailable model 503, bad request 400, a failure after the inputs were accepted 500,
+the DICOMweb server refusing the generated series 502.
+
+With ``--studies http://.../dicom-web`` the datastore is ``lib.dicomweb_datastore``: images are series
+(SeriesInstanceUIDs), an X-ray -> CT request's two views must be of one study, and the generated CT series
+(or radiograph) is stored by STOW-RS into that study; the result's params name it under ``stored_series``.
 """
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from fastapi import HTTPException
+from monailabel.config import settings
+from monailabel.datastore.dicom import DICOMwebClientX
 from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 
 from lib.bundle_catalogue import discover_models
-from lib.bundle_infer_task import BUNDLE_INPUTS, BundleInferTask, BundleRunError, ModelUnavailableError
-from lib.datastore_inputs import bundle_inputs
+from lib.bundle_infer_task import (BUNDLE_INPUTS, DICOM_FILES, DICOM_OUTPUT, BundleInferTask, BundleRunError,
+                                   ModelUnavailableError)
+from lib.datastore_inputs import bundle_inputs, input_study
+from lib.dicomweb_datastore import OrthoGenDICOMwebDatastore, StoreError
 
 from orthogen.errors import InputError
 
@@ -41,6 +52,22 @@ class OrthoGenLabelApp(MONAILabelApp):
                                      "not for clinical use)",
                          version="0.1.0")
 
+    def init_remote_datastore(self) -> Datastore:
+        """The DICOMweb server of ``--studies`` as an OrthoGenDICOMwebDatastore (series kept as DICOM).
+
+        Unlike MONAI Label's own, nothing is downloaded at start-up: dcmqi's itkimage2segimage (for saving
+        a label as DICOM SEG) comes from the ``dcmqi`` wheel in the environment."""
+        logger.info(f"DICOMweb datastore: {self.studies}")
+        if not shutil.which("itkimage2segimage"):
+            logger.warning("itkimage2segimage is not on PATH (pip install dcmqi): labels cannot be saved as DICOM "
+                           "SEG to the DICOMweb server")
+        client = DICOMwebClientX(url=self.studies, qido_url_prefix=settings.MONAI_LABEL_QIDO_PREFIX,
+                                 wado_url_prefix=settings.MONAI_LABEL_WADO_PREFIX,
+                                 stow_url_prefix=settings.MONAI_LABEL_STOW_PREFIX)
+        client.set_http_retry_params(retry=False)  # its default retries every error for ~30 s
+        cache = (settings.MONAI_LABEL_DICOMWEB_CACHE_PATH or "").strip() or None
+        return OrthoGenDICOMwebDatastore(client, cache_path=cache)
+
     def init_infers(self) -> dict[str, InferTask]:
         return {name: BundleInferTask(model) for name, model in self.models.items()}
 
@@ -61,10 +88,19 @@ class OrthoGenLabelApp(MONAILabelApp):
         reason = task.model.unavailable_reason()
         if reason:
             raise HTTPException(status_code=503, detail=f"model {name} is unavailable: {reason}")
+        datastore = datastore or self.datastore()
+        dicomweb = isinstance(datastore, OrthoGenDICOMwebDatastore)
         try:
-            inputs = bundle_inputs(task.model, request, datastore or self.datastore())
+            study = input_study(task.model, request, datastore) if dicomweb else None
+            inputs = bundle_inputs(task.model, request, datastore)
             # a generated CT or radiograph is not a label of the request's image: never saved as one
-            return super().infer({**request, BUNDLE_INPUTS: inputs, "save_label": False}, datastore)
+            result = super().infer({**request, BUNDLE_INPUTS: inputs, "save_label": False, DICOM_OUTPUT: dicomweb},
+                                   datastore)
+            if dicomweb:
+                result["params"]["stored_series"] = self._store(datastore, result["params"].pop(DICOM_FILES), study)
+            return result
+        except StoreError as error:
+            raise HTTPException(status_code=502, detail=str(error)) from None
         except InputError as error:
             raise HTTPException(status_code=400, detail=str(error)) from None
         except ModelUnavailableError as error:
@@ -72,3 +108,13 @@ class OrthoGenLabelApp(MONAILabelApp):
         except BundleRunError as error:
             logger.exception(str(error))
             raise HTTPException(status_code=500, detail=str(error)) from None
+
+    @staticmethod
+    def _store(datastore: OrthoGenDICOMwebDatastore, files: list[str], study: str) -> dict:
+        """STOW-RS the generated DICOM files into ``study``; their temporary folder is removed either way."""
+        try:
+            stored = datastore.store_series([Path(file) for file in files], study)
+        finally:
+            shutil.rmtree(Path(files[0]).parent, ignore_errors=True)
+        logger.info(f"stored series {stored['SeriesInstanceUID']} ({stored['instances']} instances) in study {study}")
+        return stored

@@ -32,7 +32,7 @@ from monailabel.utils.others.generic import name_to_device
 from PIL import Image
 
 from lib.bundle_catalogue import XRAY_TO_CT, BundleModel
-from lib.request_schema import OUTPUT_PATTERNS, checked_parameters, describe_inputs, describe_outputs
+from lib.request_schema import DICOM_OUTPUT_PATTERNS, OUTPUT_PATTERNS, checked_parameters, describe_inputs, describe_outputs
 
 from orthogen.errors import InputError, OrthoGenError, first_orthogen_error
 
@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 #: The request key under which the app passes the input files it found in the datastore (config overrides).
 BUNDLE_INPUTS = "bundle_inputs"
+#: The request key by which the app asks for the result as DICOM too (a DICOMweb datastore stores it).
+DICOM_OUTPUT = "dicom_output"
+#: The result key listing the DICOM files written (kept in a temporary folder that the app removes).
+DICOM_FILES = "dicom_files"
 
 
 class ModelUnavailableError(OrthoGenError):
@@ -107,18 +111,22 @@ class BundleInferTask(InferTask):
             raise InputError(f"no input files found for model {model.name}; expected the app to resolve the "
                              "request's images", BUNDLE_INPUTS)
         overrides = {**model.overrides, **inputs, **parameters, "bundle_root": str(model.bundle_dir)}
+        if request.get(DICOM_OUTPUT):
+            overrides["output_format"] = "dicom"
         if request.get("device"):
             overrides["device"] = f"$torch.device({checked_device(request['device'])!r})"
         run_dir = Path(tempfile.mkdtemp(prefix=f"orthogen_label_{model.name}_"))
         try:
             start = time.monotonic()
             written = self._run(overrides | {"output_dir": str(run_dir)}, run_dir)
+            dicom_files = self._keep_dicom(run_dir) if request.get(DICOM_OUTPUT) else None
             result = self._keep(written)
             logger.info(f"model {model.name}: {result.name} in {time.monotonic() - start:.1f} s")
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
         used = {**model.parameters, **parameters}
-        return str(result), {
+        extra = {} if dicom_files is None else {DICOM_FILES: [str(path) for path in dicom_files]}
+        return str(result), extra | {
             "model": model.name, "bundle": model.metadata.get("name"), "bundle_folder": model.bundle_dir.name,
             "version": model.metadata.get("version"), "weights": model.metadata.get("orthogen_weights"),
             "weights_file": str(model.weights), "method": model.overrides, "parameters": used,
@@ -152,6 +160,20 @@ class BundleInferTask(InferTask):
             raise BundleRunError(f"model {self.model.name}: expected one {OUTPUT_PATTERNS[self.model.kind]} "
                                  f"written, found {[p.name for p in written]}")
         return written[0]
+
+    def _keep_dicom(self, run_dir: Path) -> list[Path]:
+        """Move the DICOM files the bundle wrote (a CT series, or one radiograph) into a new temporary
+        folder; the app stores them and removes it."""
+        written = sorted(run_dir.glob(DICOM_OUTPUT_PATTERNS[self.model.kind]))
+        if not written:
+            raise BundleRunError(f"model {self.model.name}: expected DICOM output "
+                                 f"{DICOM_OUTPUT_PATTERNS[self.model.kind]}, found none")
+        kept = Path(tempfile.mkdtemp(prefix=f"orthogen_label_{self.model.name}_dicom_"))
+        moved = []
+        for path in written:
+            moved.append(kept / path.name)
+            shutil.move(str(path), moved[-1])
+        return moved
 
     @staticmethod
     def _keep(written: Path) -> Path:

@@ -17,6 +17,8 @@ from orthogen.errors import InputError
 
 #: The file each kind's bundle writes into its output folder (one per request), as a glob pattern.
 OUTPUT_PATTERNS = {XRAY_TO_CT: "*_ct.nii.gz", SEGMENTATION_TO_RADIOGRAPH: "*_radiograph.png"}
+#: The DICOM files it writes with ``output_format: dicom`` (a CT series; one Secondary Capture radiograph).
+DICOM_OUTPUT_PATTERNS = {XRAY_TO_CT: "*_ct_dicom/*.dcm", SEGMENTATION_TO_RADIOGRAPH: "*_radiograph.dcm"}
 
 #: The datastore label tag that holds a radiograph's segmentation unless the request names another.
 DEFAULT_LABEL_TAG = "final"

@@ -18,10 +18,18 @@ OUTPUT_FORMATS = ("nifti", "dicom")
 logger = logging.getLogger(__name__)
 
 
+#: File suffixes removed from a case file's or radiograph's name to make the output stem.
+INPUT_SUFFIXES = (".h5", ".nii.gz", ".nii", ".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".npy")
+
+
 def case_name(item: Mapping) -> str:
-    """A file stem for an input item: the case file's or the AP radiograph's name."""
-    source = Path(str(item.get("h5") or item.get("ap") or "prediction"))
-    return source.name.split(".")[0]
+    """A file stem for an input item: the case file's or the AP radiograph's name without its suffix
+    (``case_0007.h5`` -> ``case_0007``; a DICOM file named by its SOPInstanceUID keeps the whole UID)."""
+    name = Path(str(item.get("h5") or item.get("ap") or "prediction")).name
+    for suffix in INPUT_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 class SaveX2CTPredictiond(MapTransform):

@@ -18,18 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
-from orthogen.errors import OrthoGenError
+from orthogen.serving.server_process import ServerFiles, ServerProcess, ServerProcessError, port_is_free
 
 __all__ = ["DICOMWEB_PLUGIN", "INSTALL_HINT", "OrthancError", "OrthancServer", "find_orthanc_binary",
            "orthanc_config", "running_pid", "stop_from_pidfile"]
@@ -38,14 +33,12 @@ __all__ = ["DICOMWEB_PLUGIN", "INSTALL_HINT", "OrthancError", "OrthancServer", "
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 INSTALL_HINT = ("run scripts/install_serving_deps.sh (as root it installs the Debian packages orthanc and "
                 "orthanc-dicomweb; otherwise it says what to install)")
-CONFIG_NAME, PID_NAME, LOG_NAME, STORAGE_NAME = "orthanc.json", "orthanc.pid", "orthanc.log", "storage"
+CONFIG_NAME, STORAGE_NAME = "orthanc.json", "storage"
 DEFAULT_HTTP_PORT = 8042
 LOOPBACK = "127.0.0.1"
-#: Lines of orthanc.log quoted in an error.
-_LOG_TAIL_LINES = 5
 
 
-class OrthancError(OrthoGenError):
+class OrthancError(ServerProcessError):
     """Orthanc cannot be started or stopped; the message is one line (with the log's tail where one exists)."""
 
 
@@ -101,7 +94,8 @@ class OrthancServer:
         self.http_port = int(http_port)
         self.dicom_port = None if dicom_port is None else int(dicom_port)
         self.startup_timeout_s = float(startup_timeout_s)
-        self._process: subprocess.Popen | None = None
+        self.files = server_files(self.folder)
+        self._process: ServerProcess | None = None
 
     @property
     def url(self) -> str:
@@ -119,18 +113,16 @@ class OrthancServer:
 
     @property
     def pid_path(self) -> Path:
-        return self.folder / PID_NAME
+        return self.files.pid_path
 
     @property
     def log_path(self) -> Path:
-        return self.folder / LOG_NAME
+        return self.files.log_path
 
     @property
     def pid(self) -> int | None:
         """The pid of the process this object started, while it runs; else None."""
-        if self._process is None or self._process.poll() is not None:
-            return None
-        return self._process.pid
+        return None if self._process is None else self._process.pid
 
     def write_config(self) -> Path:
         """Write ``orthanc.json`` (atomically) and return its path."""
@@ -160,55 +152,23 @@ class OrthancServer:
             raise OrthancError(f"{self.folder}: an Orthanc of ours already runs here (pid {running}); stop it "
                                f"with `python -m orthogen.serving.orthanc_server stop --folder {self.folder}`")
         for name, port in (("HTTP", self.http_port), ("DICOM", self.dicom_port)):
-            if port is not None and not _port_is_free(port):
+            if port is not None and not port_is_free(port):
                 raise OrthancError(f"{name} port {port} is in use; expected a free port for Orthanc")
         config = self.write_config()
-        with open(self.log_path, "ab") as log:
-            # A new session: Ctrl-C in the shell that ran `make orthanc` does not reach the server.
-            self._process = subprocess.Popen([str(binary), str(config.resolve())], stdout=log,
-                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             cwd=self.folder, start_new_session=True)
-        from orthogen.io.atomic_write import atomic_file
-
-        with atomic_file(self.pid_path) as temporary:
-            temporary.write_text(f"{self._process.pid}\n")
+        self._process = ServerProcess(self.files, [str(binary), str(config.resolve())], f"{self.url}/system",
+                                      "Orthanc", startup_timeout_s=self.startup_timeout_s)
         try:
-            self._wait_until_answering()
-        except BaseException:
-            self.stop()
-            raise
+            self._process.start()
+        except ServerProcessError as error:
+            raise OrthancError(str(error)) from None
         return self
-
-    def _wait_until_answering(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        while True:
-            if self._process.poll() is not None:
-                raise OrthancError(f"Orthanc exited with status {self._process.returncode} before answering "
-                                   f"GET {self.url}/system; {self.log_path} ends: {_log_tail(self.log_path)}")
-            try:
-                if requests.get(f"{self.url}/system", timeout=1.0).ok:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise OrthancError(f"Orthanc (pid {self._process.pid}) did not answer GET {self.url}/system "
-                                   f"within {self.startup_timeout_s:g} s; {self.log_path} ends: "
-                                   f"{_log_tail(self.log_path)}")
-            time.sleep(0.1)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the process this object started (SIGTERM, wait ``timeout_s``, then SIGKILL) and remove
         the pid file; nothing happens when it is not running."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         if process is not None:
-            _remove_pid_file(self.pid_path, process.pid)
+            process.stop(timeout_s)
 
     def __enter__(self) -> OrthancServer:
         return self.start()
@@ -217,79 +177,25 @@ class OrthancServer:
         self.stop()
 
 
+def server_files(folder: str | Path) -> ServerFiles:
+    """orthanc.pid and orthanc.log in ``folder``; ours when the command line names ``folder``/orthanc.json."""
+    folder = Path(folder)
+    return ServerFiles(folder, "orthanc", str((folder / CONFIG_NAME).resolve()))
+
+
 def stop_from_pidfile(folder: str | Path, timeout_s: float = 10.0) -> int | None:
     """Stop the Orthanc of ours whose pid is in ``folder``/orthanc.pid (SIGTERM, wait, then SIGKILL).
 
-    The pid is signalled only while it is an Orthanc process started with this folder's config (so a
-    recycled pid is never killed); a stale pid file is removed. Returns the stopped pid, or None when no
-    Orthanc of ours was running.
+    The pid is signalled only while it is a process started with this folder's config (so a recycled pid
+    is never killed); a stale pid file is removed. Returns the stopped pid, or None when no Orthanc of ours
+    was running.
     """
-    folder = Path(folder)
-    pid = running_pid(folder)
-    if pid is None:
-        (folder / PID_NAME).unlink(missing_ok=True)
-        return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while _is_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _is_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        while _is_alive(pid):
-            time.sleep(0.05)
-    _remove_pid_file(folder / PID_NAME, pid)
-    return pid
+    return server_files(folder).stop_running(timeout_s)
 
 
 def running_pid(folder: str | Path) -> int | None:
     """The pid in ``folder``/orthanc.pid when it is a live Orthanc run with ``folder``/orthanc.json."""
-    folder = Path(folder)
-    try:
-        pid = int((folder / PID_NAME).read_text().strip())
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return None
-    config = str((folder / CONFIG_NAME).resolve()).encode()
-    is_ours = len(command) >= 2 and Path(command[0].decode()).name == "Orthanc" and command[1] == config
-    return pid if is_ours and _is_alive(pid) else None
-
-
-def _is_alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process (a zombie, exited but not yet reaped, is not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _remove_pid_file(path: Path, pid: int) -> None:
-    """Remove the pid file if it still names ``pid`` (a newer server's file is left alone)."""
-    try:
-        if int(path.read_text().strip()) == pid:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-def _port_is_free(port: int) -> bool:
-    """Whether a TCP port can be bound on every interface, as Orthanc binds it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
-def _log_tail(path: Path) -> str:
-    """The last lines of Orthanc's log on one line, joined by " | "."""
-    try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "(no log)"
-    return " | ".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+    return server_files(folder).running_pid()
 
 
 def main(argv: list[str] | None = None) -> int:

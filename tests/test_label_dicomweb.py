@@ -1,0 +1,185 @@
+"""The MONAI Label app over DICOMweb, every part real: our Orthanc 1.10 (DICOMweb plugin) holding two phantom
+knee studies (scripts/load_demo_study.py: CT + DX AP + DX lateral each), and a MONAI Label server of the app
+started as its own process (orthogen.serving.label_server) on Orthanc's DICOMweb root, called with
+``monailabel.client.MONAILabelClient``. The knee CT model (phantom-trained weights) runs with 5 DDIM steps.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import psutil
+import pytest
+import requests
+from dicomweb_client import DICOMwebClient
+from monailabel.client import MONAILabelClient
+from monailabel.client.client import MONAILabelClientException
+
+from orthogen.io import read_ct
+from orthogen.serving.label_server import LabelServer
+from orthogen.serving.orthanc_server import OrthancServer
+from orthogen.serving.server_process import is_alive, port_is_free
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "knee_xray2ct_diffusion"
+SIZE = 32  # the demo knee CT's grid (128 mm: 4 mm voxels); its DRRs are 64 x 64
+REQUEST = {"slice_thickness": 1.0, "steps": 5, "seed": 0, "device": "cpu"}
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("load_demo_study", REPO / "scripts" / "load_demo_study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+load_demo_study = _load_script()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _series(study) -> dict:
+    """{"ap": DemoSeries, "lateral": ..., "ct": ...} of a written demo study."""
+    found = {}
+    for series in study.series:
+        kind = "ct" if series.modality == "CT" else ("lateral" if "lateral" in series.description.lower() else "ap")
+        found[kind] = series
+    return found
+
+
+def _views(study) -> dict[str, str]:
+    """{"ap": SeriesInstanceUID, "lateral": ..., "ct": ...} of a written demo study."""
+    return {kind: series.series_instance_uid for kind, series in _series(study).items()}
+
+
+def _status_and_detail(error: MONAILabelClientException) -> tuple[int, str]:
+    """The HTTP status and the server's one-line detail of a failed MONAILabelClient.infer (its message is
+    ``Status: N; Response: {"detail": ...}``)."""
+    status, _, body = error.msg.partition("; Response: ")
+    return int(status.removeprefix("Status: ")), json.loads(body)["detail"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """(Orthanc, label server, [study of seed 3, study of seed 4]) with both studies uploaded."""
+    root = tmp_path_factory.mktemp("dicomweb_stack")
+    with OrthancServer(root / "orthanc", _free_port()) as orthanc:
+        studies = [load_demo_study.write_demo_study(root / f"study_{seed}", seed=seed, size=SIZE) for seed in (3, 4)]
+        for study in studies:
+            assert load_demo_study.upload_study(study.files, orthanc.url) == SIZE + 2
+        with LabelServer(root / "label", orthanc.dicomweb_url, _free_port()) as label:
+            yield orthanc, label, studies
+
+
+@pytest.fixture(scope="module")
+def generated(stack, tmp_path_factory):
+    """The knee CT model's answer to study 3's AP + lateral series: (NIfTI path, result params)."""
+    _, label, studies = stack
+    views = _views(studies[0])
+    client = MONAILabelClient(label.url, tmpdir=str(tmp_path_factory.mktemp("infer")))
+    image, params = client.infer(MODEL, views["ap"], {**REQUEST, "lateral": views["lateral"]})
+    return Path(image), params
+
+
+def test_the_server_listens_on_loopback_only_and_lists_the_models(stack):
+    _, label, _ = stack
+    listening = {conn.laddr.ip for conn in psutil.Process(label.pid).net_connections()
+                 if conn.status == psutil.CONN_LISTEN}
+    assert listening == {"127.0.0.1"}
+    assert not port_is_free(label.port, "127.0.0.1")
+    info = MONAILabelClient(label.url).info()
+    assert MODEL in info["models"] and "spine_x2ct_gan" in info["models"]
+
+
+def test_the_generated_ct_is_stored_in_the_studys_uid_with_its_geometry(stack, generated, tmp_path):
+    orthanc, _, studies = stack
+    nifti, params = generated
+    study_uid = studies[0].study_instance_uid
+    stored = params["stored_series"]
+    assert stored["StudyInstanceUID"] == study_uid and stored["Modality"] == "CT"
+    assert stored["instances"] == nib.load(nifti).shape[2] == 32  # the shipped 32^3 stage
+    assert "synthetic" in stored["SeriesDescription"] and "phantom-trained" in stored["SeriesDescription"]
+
+    client = DICOMwebClient(orthanc.dicomweb_url)
+    series = client.search_for_series(study_uid)
+    uids = {item["0020000E"]["Value"][0]: item["00080060"]["Value"][0] for item in series}
+    assert uids[stored["SeriesInstanceUID"]] == "CT" and sorted(uids.values()) == ["CT", "CT", "DX", "DX"]
+    retrieved = client.retrieve_series(study_uid, stored["SeriesInstanceUID"])
+    for dataset in retrieved:
+        assert dataset.StudyInstanceUID == study_uid and dataset.PatientID == "ORTHOGEN-KNEE-0003"
+        assert "DERIVED" in dataset.ImageType
+        dataset.save_as(tmp_path / f"{dataset.InstanceNumber:04d}.dcm", write_like_original=False)
+    back, sent = read_ct(tmp_path), nib.load(nifti)
+    # the series read back from Orthanc is the NIfTI the app returned: same world grid, same HU (int16)
+    back_world = back.affine.numpy() @ np.array([[0, 0, 0, 1], [31, 31, 31, 1]], dtype=float).T
+    sent_world = sent.affine @ np.array([[0, 0, 0, 1], [31, 31, 31, 1]], dtype=float).T
+    np.testing.assert_allclose(np.sort(back_world[:3], axis=1), np.sort(sent_world[:3], axis=1), atol=1e-3)
+    np.testing.assert_allclose(sorted(np.abs(np.diag(back.affine.numpy()[:3, :3]))),
+                               sorted(np.abs(np.linalg.svd(sent.affine[:3, :3])[1])), rtol=1e-5)
+    back_hu = np.sort(back.numpy().ravel())
+    sent_hu = np.sort(sent.get_fdata().ravel())
+    np.testing.assert_allclose(back_hu, sent_hu, atol=0.51)  # rounded to whole HU
+    assert back_hu[-1] - back_hu[0] > 500  # bone and air, not a constant
+
+
+def test_the_generated_ct_is_what_the_bundle_writes_from_the_same_dicom_files(stack, generated, tmp_path):
+    """The app is a thin adapter: the bundle run directly on the DX files gives the same CT."""
+    from bundle_runs import bundle_log
+
+    _, _, studies = stack
+    nifti, params = generated
+    bundle = REPO / "bundles" / MODEL
+    files = {kind: str(series.files[0]) for kind, series in _series(studies[0]).items()}
+    bundle_log(bundle / "configs", "inference", ["inference.json"], bundle,
+               "--input_ap", files["ap"], "--input_lateral", files["lateral"],
+               "--slice_thickness", "1.0", "--steps", "5", "--seed", "0", "--output_dir", str(tmp_path))
+    (direct,) = tmp_path.glob("*_ct.nii.gz")
+    np.testing.assert_allclose(nib.load(direct).get_fdata(), nib.load(nifti).get_fdata(), atol=0.5)
+    np.testing.assert_allclose(nib.load(direct).affine, nib.load(nifti).affine, atol=1e-5)
+
+
+@pytest.mark.parametrize("case, params, field, words", [
+    ("views of two studies", {"lateral": "other-study"}, "lateral", "expected the two views of one study"),
+    ("one view only", {}, "lateral", "missing"),
+    ("unknown series", {"lateral": "1.2.3.4.5"}, "lateral", "no series 1.2.3.4.5 on the DICOMweb server"),
+    ("a path as the id", {"lateral": "../../../../etc/passwd"}, "lateral", "is not a DICOM UID"),
+])
+def test_bad_dicomweb_requests_are_400_naming_the_field_and_store_nothing(stack, case, params, field, words):
+    orthanc, label, studies = stack
+    views, other = _views(studies[0]), _views(studies[1])
+    if params.get("lateral") == "other-study":
+        params = {"lateral": other["lateral"]}
+    before = requests.get(f"{orthanc.url}/instances", timeout=10).json()
+    with pytest.raises(MONAILabelClientException) as error:
+        MONAILabelClient(label.url).infer(MODEL, views["ap"], {**REQUEST, **params})
+    status, detail = _status_and_detail(error.value)
+    assert status == 400, case
+    assert f"{field}: " in detail and words in detail, (case, detail)
+    assert "Traceback" not in detail
+    assert requests.get(f"{orthanc.url}/instances", timeout=10).json() == before  # nothing half-stored
+    assert requests.get(f"{label.url}/info/", timeout=10).ok
+
+
+def test_the_label_server_stops_by_pid(tmp_path):
+    from orthogen.serving import label_server
+
+    folder, port = tmp_path / "label", _free_port()
+    assert label_server.main(["start", "--folder", str(folder), "--studies", str(tmp_path / "studies"),
+                              "--port", str(port)]) == 0
+    pid = int((folder / "label_server.pid").read_text())
+    assert requests.get(f"http://127.0.0.1:{port}/info/", timeout=10).ok
+    assert label_server.main(["stop", "--folder", str(folder)]) == 0
+    assert not (folder / "label_server.pid").exists() and not is_alive(pid)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/info/", timeout=5)
