@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 OUT ?= output/demo
 
-.PHONY: setup demo test test-slow bench bench-setup spine-x2ct-model knee-radiograph-data knee-radiograph-models knee-radiograph-table knee-ct-data knee-ct-model serve-deps orthanc stop zoo clean
+.PHONY: setup demo test test-slow bench bench-setup spine-x2ct-model knee-radiograph-data knee-radiograph-models knee-radiograph-table knee-ct-data knee-ct-model serve-deps orthanc serve demo-study stop zoo clean
 
 setup: $(STAMP)
 
@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	$(BIN)/python -m pip install -q -e .
-	# pytest apart: pip 26 fails to resolve a [test] extra beside the exact monai pin (jsonschema,
+	# pytest (and selenium, for the OHIF viewer test) apart: pip 26 fails to resolve a [test] extra beside the exact monai pin (jsonschema,
 	# for verify_metadata, comes with monailabel: pydicom-seg pins it below 4)
-	$(BIN)/python -m pip install -q "pytest>=8"
+	$(BIN)/python -m pip install -q "pytest>=8" "selenium==4.51.0"
 	touch $(STAMP)
 
 demo: setup
@@ -95,7 +95,21 @@ serve-deps:
 orthanc: setup serve-deps
 	$(BIN)/python -m orthogen.serving.orthanc_server start --folder $(ORTHANC_DIR) --http-port $(ORTHANC_PORT)
 
+# The whole stack: our Orthanc, then the MONAI Label server of apps/orthogen_label on its DICOMweb root
+# (127.0.0.1:8000, OHIF at /ohif/; pid file, log and DICOMweb cache in output/label_server). `make stop`
+# stops both, by pid. `make demo-study` uploads a phantom knee study (CT + DX AP + DX lateral) to Orthanc.
+LABEL_DIR := output/label_server
+LABEL_PORT := 8000
+serve: orthanc
+	$(BIN)/python -m orthogen.serving.label_server start --folder $(LABEL_DIR) --port $(LABEL_PORT) \
+		--studies http://127.0.0.1:$(ORTHANC_PORT)/dicom-web
+
+demo-study: setup
+	rm -rf output/demo_study
+	$(BIN)/python scripts/load_demo_study.py --url http://127.0.0.1:$(ORTHANC_PORT) --out output/demo_study
+
 stop:
+	$(BIN)/python -m orthogen.serving.label_server stop --folder $(LABEL_DIR)
 	$(BIN)/python -m orthogen.serving.orthanc_server stop --folder $(ORTHANC_DIR)
 
 # The shipped knee_xray2ct_diffusion weights: 100 phantom knees (seeds 300-399) on five scanner grids (20 each:

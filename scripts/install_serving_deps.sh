@@ -1,6 +1,7 @@
 #!/bin/sh
-# The Debian packages of the serving stack: orthanc (the DICOMweb server's binary, `Orthanc`) and
-# orthanc-dicomweb (its plugin, /usr/share/orthanc/plugins/libOrthancDicomWeb.so).
+# The Debian packages of the serving stack: orthanc (the DICOMweb server's binary, `Orthanc`),
+# orthanc-dicomweb (its plugin, /usr/share/orthanc/plugins/libOrthancDicomWeb.so), and chromium +
+# chromium-driver (headless Chromium, for the OHIF viewer test and scripts/ohif_screenshot.py).
 #
 # Idempotent: does nothing when both are there. Otherwise installs them with apt-get when run as root
 # on a system with apt-get, and disables the packages' own system service (OrthoGen runs its own
@@ -8,7 +9,7 @@
 # exactly what to install and exits 1.
 set -eu
 
-PACKAGES="orthanc orthanc-dicomweb"
+PACKAGES="orthanc orthanc-dicomweb chromium chromium-driver"
 PLUGIN=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
 
 # Debian puts the binary in /usr/sbin, which is not on every user's PATH.
@@ -17,7 +18,7 @@ orthanc_binary() {
 }
 
 installed() {
-    orthanc_binary >/dev/null && [ -f "$PLUGIN" ]
+    orthanc_binary >/dev/null && [ -f "$PLUGIN" ] && command -v chromium >/dev/null && [ -x /usr/bin/chromedriver ]
 }
 
 if installed; then
@@ -25,7 +26,7 @@ if installed; then
 fi
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "serving dependencies missing (need the Orthanc binary and $PLUGIN): install the Debian packages" \
+    echo "serving dependencies missing (need the Orthanc binary, $PLUGIN, chromium and /usr/bin/chromedriver): install the Debian packages" \
          "'$PACKAGES' as root, e.g. 'sudo apt-get install -y $PACKAGES' (Debian bookworm: orthanc 1.10.1," \
          "orthanc-dicomweb 1.7), then run this script again" >&2
     exit 1
@@ -48,7 +49,7 @@ if command -v update-rc.d >/dev/null 2>&1; then
 fi
 
 if ! installed; then
-    echo "apt-get installed '$PACKAGES' but the Orthanc binary or $PLUGIN is still missing" >&2
+    echo "apt-get installed '$PACKAGES' but the Orthanc binary, $PLUGIN, chromium or chromedriver is still missing" >&2
     exit 1
 fi
-echo "installed: $("$(orthanc_binary)" --version | head -n 1), plugin $PLUGIN"
+echo "installed: $("$(orthanc_binary)" --version | head -n 1), plugin $PLUGIN, $(chromium --version 2>/dev/null)"

@@ -16,6 +16,7 @@ import psutil
 import pytest
 import requests
 from dicomweb_client import DICOMwebClient
+from PIL import Image
 from monailabel.client import MONAILabelClient
 from monailabel.client.client import MONAILabelClientException
 
@@ -27,6 +28,7 @@ from orthogen.serving.server_process import is_alive, port_is_free
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "knee_xray2ct_diffusion"
 SIZE = 32  # the demo knee CT's grid (128 mm: 4 mm voxels); its DRRs are 64 x 64
+OHIF_ASSETS = Path(importlib.util.find_spec("monailabel").origin).parent / "endpoints" / "static" / "ohif" / "assets"
 REQUEST = {"slice_thickness": 1.0, "steps": 5, "seed": 0, "device": "cpu"}
 
 
@@ -183,3 +185,36 @@ def test_the_label_server_stops_by_pid(tmp_path):
     assert not (folder / "label_server.pid").exists() and not is_alive(pid)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/info/", timeout=5)
+
+
+def _load_viewer_script():
+    spec = importlib.util.spec_from_file_location("ohif_screenshot", REPO / "scripts" / "ohif_screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ohif_in_headless_chromium_lists_and_renders_the_generated_ct(stack, generated, tmp_path):
+    """OHIF from the app's /ohif/ (subfolder files served), over the server's DICOMweb proxy to Orthanc: the
+    study browser lists the generated series, the viewport shows it with anterior up and the patient's
+    right on the left (axial, radiological convention), and the canvas holds an image."""
+    _, label, studies = stack
+    _, params = generated
+    for path, kind in (("ohif/", "text/html"), ("ohif/app-config.js", "javascript"),
+                       (f"ohif/assets/{next((OHIF_ASSETS).iterdir()).name}", "")):
+        answer = requests.get(f"{label.url}/{path}", timeout=10)
+        assert answer.ok and kind in answer.headers["content-type"], path
+        if path.startswith("ohif/assets/"):
+            assert "text/html" not in answer.headers["content-type"]  # MONAI Label's own route gave index.html
+    viewer = _load_viewer_script()
+    stored = params["stored_series"]
+    report = viewer.view_series(label.url, studies[0].study_instance_uid, stored["SeriesInstanceUID"],
+                                tmp_path / "ohif_generated_ct.png", slices_forward=16)
+    assert stored["SeriesDescription"] in report.listed  # the study browser's thumbnail
+    assert "Knee X-ray to CT diffusion synthetic CT" in report.viewport_text  # the series in the viewport
+    assert "I:\n17 (17/32)" in report.viewport_text  # the middle slice of the 32-slice series
+    assert report.markers["top-mid"] == "A" and report.markers["left-mid"] == "R"
+    assert report.canvas_std > 10  # an image was drawn (a blank WebGL canvas reads 0)
+    with Image.open(report.screenshot) as picture:
+        assert picture.size[0] == viewer.WINDOW[0] and picture.size[1] > 600

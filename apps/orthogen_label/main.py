@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from fastapi import HTTPException
@@ -31,6 +32,7 @@ from lib.bundle_infer_task import (BUNDLE_INPUTS, DICOM_FILES, DICOM_OUTPUT, Bun
                                    ModelUnavailableError)
 from lib.datastore_inputs import bundle_inputs, input_study
 from lib.dicomweb_datastore import OrthoGenDICOMwebDatastore, StoreError
+from lib.ohif_files import install_ohif_route
 
 from orthogen.errors import InputError
 
@@ -51,6 +53,8 @@ class OrthoGenLabelApp(MONAILabelApp):
                                      "radiographs from segmentations (phantom-trained demonstration weights; "
                                      "not for clinical use)",
                          version="0.1.0")
+        if "monailabel.app" in sys.modules:  # the server (not a script using the app class): fix /ohif/
+            install_ohif_route(sys.modules["monailabel.app"].app, settings.MONAI_LABEL_API_STR)
 
     def init_remote_datastore(self) -> Datastore:
         """The DICOMweb server of ``--studies`` as an OrthoGenDICOMwebDatastore (series kept as DICOM).
