@@ -148,6 +148,7 @@ def test_drr_label_map_passes_a_good_one():
     assert labels.dtype == torch.int64 and int(labels.max()) == 3
 
 
+@pytest.mark.slow  # ~4 min: the whole demo (make test-slow)
 def test_demo_writes_the_montage_and_the_x2ct_result(tmp_path):
     done = _orthogen("demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr[-3000:]

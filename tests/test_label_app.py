@@ -12,19 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from orthogen.data.case_layout import write_case
-from orthogen.data.knee_radiograph_prepare import KneeRadiographPreparation, render_case
-from orthogen.data.x2ct_prepare import X2CTPreparation, cases_of
-from orthogen.io import write_png
-from orthogen.phantoms import KneePhantom, spine_phantom
-
 from bundle_runs import bundle_log
+from label_app_studies import SPINE_SIZE, write_label_app_studies
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "apps" / "orthogen_label"
 BUNDLES = REPO / "bundles"
 SPINE = BUNDLES / "spine_x2ct_gan"
-SPINE_SIZE = 32  # the shipped generator's cube
 KNEE_UNET = "knee_radiograph_diffusion_unet_contour_bone"
 RADIOGRAPH_MODELS = {f"knee_radiograph_diffusion_{v}" for v in
                      ("ctm_contour_bone", "ctm_contour", "unet_contour_bone", "unet_contour", "csm")}
@@ -32,26 +26,9 @@ RADIOGRAPH_MODELS = {f"knee_radiograph_diffusion_{v}" for v in
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory):
-    """The datastore folder: spine_ap.png + spine_lateral.png (16-bit DRRs of one phantom vertebra, 32 px,
-    no spacing in the files), knee_ap.png (a phantom knee's 64 px AP DRR) with its contour+bone
-    segmentation as labels/final/knee_ap.png, and broken.png (not an image). Returns (folder, the spine
-    views' detector pixel spacing in mm)."""
-    work = tmp_path_factory.mktemp("label_app_inputs")
+    """The datastore folder (tests/label_app_studies.py) and the spine views' detector pixel spacing in mm."""
     root = tmp_path_factory.mktemp("studies")
-    spine = spine_phantom(seed=7, shape=(48, 48, 64), spacing=(3.0, 3.0, 3.0))
-    _, case = cases_of(write_case(spine.volume_hu, spine.labels, spine.affine, work, "spine_0007"),
-                       X2CTPreparation(size=SPINE_SIZE))[0]
-    write_png(case.ap, root / "spine_ap.png", bit_depth=16)
-    write_png(case.lateral, root / "spine_lateral.png", bit_depth=16)
-    detector_spacing = 1.5 * float(np.linalg.norm(case.affine[:3, 0]))  # the DRRs' magnification (1.5)
-    knee = KneePhantom.from_seed(7).render((80, 80, 80), (2.0, 2.0, 2.0))  # the shipped models' phantom grid
-    knee_case = write_case(knee.volume_hu, knee.labels, knee.affine, work, "knee_0007")
-    view = render_case(Path(knee_case.image), work / "views", KneeRadiographPreparation(size=64, views=1))[0]
-    shutil.copy(work / "views" / view["image"], root / "knee_ap.png")
-    (root / "labels" / "final").mkdir(parents=True)
-    shutil.copy(work / "views" / view["contour_bone"], root / "labels" / "final" / "knee_ap.png")
-    (root / "broken.png").write_bytes(b"not a PNG file")
-    return root, detector_spacing
+    return root, write_label_app_studies(tmp_path_factory.mktemp("label_app_inputs"), root)
 
 
 def _client(monkeypatch, studies: Path, conf: dict):

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from orthogen.data.case_layout import write_case
 from orthogen.data.x2ct_prepare import X2CTPreparation, prepare_x2ct_dataset
 from orthogen.phantoms import SpinePhantom
@@ -20,6 +22,7 @@ def _psnr_3d_row(log: str) -> tuple[float, float]:
     return model, baseline
 
 
+@pytest.mark.slow  # ~4 min: 80 phantom spines prepared, the test split evaluated (make test-slow)
 def test_shipped_model_beats_the_mean_volume_baseline_by_5_db(tmp_path):
     for seed in range(100, 180):
         p = SpinePhantom.from_seed(seed).render()

@@ -30,7 +30,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from lib.bundle_catalogue import discover_models
 from lib.bundle_infer_task import (BUNDLE_INPUTS, DICOM_FILES, DICOM_OUTPUT, BundleInferTask, BundleRunError,
                                    ModelUnavailableError)
-from lib.datastore_inputs import bundle_inputs, input_study
+from lib.datastore_inputs import bundle_inputs, input_study, is_uploaded_file
 from lib.dicomweb_datastore import OrthoGenDICOMwebDatastore, StoreError
 from lib.ohif_files import install_ohif_route
 
@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: The repository's bundles, relative to this app folder (apps/orthogen_label -> bundles/).
 DEFAULT_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+#: The largest file an /infer request may upload (app conf ``max_upload_mb``): a 4k x 4k 16-bit radiograph
+#: is 32 MB, a 512^3 int16 CT 256 MB.
+DEFAULT_MAX_UPLOAD_MB = 512.0
 
 
 class OrthoGenLabelApp(MONAILabelApp):
@@ -48,6 +51,7 @@ class OrthoGenLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]):
         self.bundles_dir = Path(os.path.expanduser((conf or {}).get("bundles", "") or DEFAULT_BUNDLES)).resolve()
         self.models = {model.name: model for model in discover_models(self.bundles_dir)}
+        self.max_upload_bytes = int(float((conf or {}).get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB)) * 2**20)
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="OrthoGen",
                          description="Generative orthopaedic imaging: CT from AP + lateral radiographs, knee "
                                      "radiographs from segmentations (phantom-trained demonstration weights; "
@@ -92,6 +96,7 @@ class OrthoGenLabelApp(MONAILabelApp):
         reason = task.model.unavailable_reason()
         if reason:
             raise HTTPException(status_code=503, detail=f"model {name} is unavailable: {reason}")
+        self._check_upload_sizes(request)
         datastore = datastore or self.datastore()
         dicomweb = isinstance(datastore, OrthoGenDICOMwebDatastore)
         try:
@@ -106,12 +111,31 @@ class OrthoGenLabelApp(MONAILabelApp):
         except StoreError as error:
             raise HTTPException(status_code=502, detail=str(error)) from None
         except InputError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from None
+            raise HTTPException(status_code=400, detail=self._named_uploads(str(error), request)) from None
         except ModelUnavailableError as error:
             raise HTTPException(status_code=503, detail=str(error)) from None
         except BundleRunError as error:
             logger.exception(str(error))
             raise HTTPException(status_code=500, detail=str(error)) from None
+
+    @staticmethod
+    def _named_uploads(detail: str, request: dict) -> str:
+        """``detail`` with MONAI Label's temporary path of an uploaded file replaced by the form field it came
+        in (the client never saw that path)."""
+        for field, form in (("image", "file"), ("label", "label")):
+            value = request.get(field)
+            if isinstance(value, str) and is_uploaded_file(value):
+                detail = detail.replace(value, f"the uploaded {form} ({field})")
+        return detail
+
+    def _check_upload_sizes(self, request: dict) -> None:
+        """HTTP 413 naming the field when an uploaded file is larger than ``max_upload_mb``."""
+        for field in ("image", "label"):
+            value = request.get(field)
+            if isinstance(value, str) and is_uploaded_file(value) and os.path.getsize(value) > self.max_upload_bytes:
+                raise HTTPException(status_code=413, detail=f"{field}: the uploaded file has "
+                                                            f"{os.path.getsize(value) / 2**20:.1f} MB; expected at most "
+                                                            f"{self.max_upload_bytes / 2**20:g} MB (app conf max_upload_mb)")
 
     @staticmethod
     def _store(datastore: OrthoGenDICOMwebDatastore, files: list[str], study: str) -> dict:

@@ -117,6 +117,30 @@ def checked_pixel_spacing(value, source: str | Path) -> tuple[float, float]:
     return row, col
 
 
+#: The largest radiograph or segmentation image read, in pixels per side: a detector's full image is at most
+#: ~4300 x 4300 (43 cm at 0.1 mm); anything larger is refused before its pixels are decoded.
+MAX_IMAGE_SIDE = 8192
+
+
+def check_image_size(rows: int, cols: int, file: Path) -> None:
+    """InputError naming ``file`` when an image of ``rows`` x ``cols`` pixels is larger than MAX_IMAGE_SIDE."""
+    if rows > MAX_IMAGE_SIDE or cols > MAX_IMAGE_SIDE:
+        raise InputError(f"image of {rows} x {cols} pixels; expected at most {MAX_IMAGE_SIDE} x {MAX_IMAGE_SIDE}",
+                         file)
+
+
+def open_picture(file: Path) -> Image.Image:
+    """``Image.open`` with its size checked before the pixels are decoded (Pillow refuses > 179 M pixels
+    itself, as a possible decompression bomb: that is one InputError too)."""
+    try:
+        picture = Image.open(file)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image too large ({exc}); expected at most {MAX_IMAGE_SIDE} x {MAX_IMAGE_SIDE} pixels",
+                         file) from exc
+    check_image_size(picture.height, picture.width, file)
+    return picture
+
+
 def require_2d(array: np.ndarray, file: Path) -> np.ndarray:
     if array.ndim != 2:
         raise InputError(f"image has shape {array.shape}; expected a single 2D image (H, W)", file)
@@ -155,6 +179,7 @@ def _read_dicom_radiograph(file: Path, *, read_spacing: bool
         raise InputError(f"multi-frame DICOM (NumberOfFrames {frames}); expected a single-frame 2D image",
                          file)
     spacing, spacing_source = dicom_pixel_spacing(dataset, file) if read_spacing else (None, NO_SPACING)
+    check_image_size(header_int(dataset, "Rows", 0, file), header_int(dataset, "Columns", 0, file), file)
     pixels = require_2d(decode_pixel_array(dataset, file), file)
     values = np.asarray(apply_voi_lut(apply_modality_lut(pixels, dataset), dataset), dtype=np.float64)
     if photometric == "MONOCHROME1":
@@ -256,7 +281,7 @@ def _number_text(value) -> str:
 
 def _read_pil_image(file: Path) -> np.ndarray:
     try:
-        with Image.open(file) as picture:
+        with open_picture(file) as picture:
             picture.load()
             if getattr(picture, "n_frames", 1) != 1:
                 raise InputError(f"{picture.n_frames} frames; expected a single 2D image", file)

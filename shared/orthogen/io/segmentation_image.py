@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from orthogen.errors import InputError
 from orthogen.io.ct_series_checks import is_dicom_file_name
 from orthogen.io.dicom_file import decode_pixel_array, read_dicom_file
 from orthogen.io.input_file import existing_file
-from orthogen.io.radiograph import (NO_SPACING, dicom_pixel_spacing, header_int, read_nifti_image, read_npy_image,
-                                    require_2d)
+from orthogen.io.radiograph import (NO_SPACING, check_image_size, dicom_pixel_spacing, header_int, open_picture,
+                                    read_nifti_image, read_npy_image, require_2d)
 
 __all__ = ["SEGMENTATION_SUFFIXES", "SegmentationImage", "read_segmentation_image", "segmentation_stem"]
 
@@ -95,7 +94,7 @@ def read_segmentation_image(path: str | Path) -> SegmentationImage:
 
 def _read_png(file: Path) -> np.ndarray:
     try:
-        with Image.open(file) as picture:
+        with open_picture(file) as picture:
             picture.load()
             if getattr(picture, "n_frames", 1) != 1:
                 raise InputError(f"{picture.n_frames} frames; expected a single 2D segmentation image", file)
@@ -140,6 +139,7 @@ def _read_dicom_segmentation(file: Path) -> tuple[np.ndarray, tuple[float, float
         raise InputError(f"multi-frame DICOM (NumberOfFrames {frames}); expected a single-frame 2D segmentation "
                          "image", file)
     spacing, spacing_source = dicom_pixel_spacing(dataset, file)
+    check_image_size(header_int(dataset, "Rows", 0, file), header_int(dataset, "Columns", 0, file), file)
     stored = np.asarray(require_2d(decode_pixel_array(dataset, file), file), dtype=np.float64)
     low, high = float(stored.min()), float(stored.max())
     if low < 0:
