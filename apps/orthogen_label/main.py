@@ -26,10 +26,12 @@ from monailabel.datastore.dicom import DICOMwebClientX
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
+from monailabel.interfaces.tasks.train import TrainTask
 
-from lib.bundle_catalogue import discover_models
+from lib.bundle_catalogue import SEGMENTATION_TO_RADIOGRAPH, discover_models
 from lib.bundle_infer_task import (BUNDLE_INPUTS, DICOM_FILES, DICOM_OUTPUT, BundleInferTask, BundleRunError,
                                    ModelUnavailableError)
+from lib.bundle_train_task import BundleTrainTask
 from lib.datastore_inputs import bundle_inputs, input_study, is_uploaded_file
 from lib.dicomweb_datastore import OrthoGenDICOMwebDatastore, StoreError
 from lib.ohif_files import install_ohif_route
@@ -51,6 +53,8 @@ class OrthoGenLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]):
         self.bundles_dir = Path(os.path.expanduser((conf or {}).get("bundles", "") or DEFAULT_BUNDLES)).resolve()
         self.models = {model.name: model for model in discover_models(self.bundles_dir)}
+        # the train tasks' weights (conf finetuned_dir, default <app>/model as in MONAI Label's sample apps)
+        self.finetuned_dir = Path(os.path.expanduser((conf or {}).get("finetuned_dir", "") or Path(app_dir) / "model"))
         self.max_upload_bytes = int(float((conf or {}).get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB)) * 2**20)
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="OrthoGen",
                          description="Generative orthopaedic imaging: CT from AP + lateral radiographs, knee "
@@ -77,7 +81,12 @@ class OrthoGenLabelApp(MONAILabelApp):
         return OrthoGenDICOMwebDatastore(client, cache_path=cache)
 
     def init_infers(self) -> dict[str, InferTask]:
-        return {name: BundleInferTask(model) for name, model in self.models.items()}
+        return {name: BundleInferTask(model, self.finetuned_dir) for name, model in self.models.items()}
+
+    def init_trainers(self) -> dict[str, TrainTask]:
+        """A fine-tuning task per segmentation -> radiograph model (``lib.bundle_train_task``)."""
+        return {name: BundleTrainTask(model, self.finetuned_dir) for name, model in self.models.items()
+                if model.kind == SEGMENTATION_TO_RADIOGRAPH and model.config_error is None}
 
     def info(self):
         meta = super().info()

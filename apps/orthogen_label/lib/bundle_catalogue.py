@@ -97,6 +97,10 @@ class BundleModel:
     def metadata_file(self) -> Path:
         return self.bundle_dir / "configs" / "metadata.json"
 
+    def finetuned_weights(self, finetuned_dir: Path) -> Path:
+        """Where the app's train task keeps this model's fine-tuned weights (``<finetuned_dir>/<name>.pt``)."""
+        return Path(finetuned_dir) / f"{self.name}.pt"
+
     def unavailable_reason(self) -> str | None:
         """Why the model cannot run now (unreadable configs, no weights file), None when it can. Looked up
         on every call (one stat): a bundle's weights may appear or go while the app runs."""

@@ -75,11 +75,22 @@ def checked_device(device: Any) -> str:
 class BundleInferTask(InferTask):
     """Runs ``model`` (one bundle, with its method / condition overrides) on one request."""
 
-    def __init__(self, model: BundleModel):
+    def __init__(self, model: BundleModel, finetuned_dir: Path | None = None):
         config = {"lateral": ""} if model.kind == XRAY_TO_CT else {}
         super().__init__(type=InferType.OTHERS, labels=None, dimension=3 if model.kind == XRAY_TO_CT else 2,
                          description=model.description(), config={**config, **model.parameters})
         self.model = model
+        self.finetuned_dir = finetuned_dir
+
+    def weights(self) -> tuple[Path | None, str | None]:
+        """The weights a request runs with and their label: the app's fine-tuned ones when its train task
+        wrote them, else the bundle's own (``orthogen_weights`` of its metadata, e.g. "phantom-trained")."""
+        shipped = self.model.metadata.get("orthogen_weights")
+        if self.finetuned_dir is not None:
+            finetuned = self.model.finetuned_weights(self.finetuned_dir)
+            if finetuned.is_file():
+                return finetuned, f"fine-tuned by the app's train task from the bundle's {shipped} weights"
+        return self.model.weights, shipped
 
     def info(self) -> dict[str, Any]:
         meta = self.model.metadata
@@ -110,7 +121,9 @@ class BundleInferTask(InferTask):
         if not inputs:
             raise InputError(f"no input files found for model {model.name}; expected the app to resolve the "
                              "request's images", BUNDLE_INPUTS)
-        overrides = {**model.overrides, **inputs, **parameters, "bundle_root": str(model.bundle_dir)}
+        weights, weights_label = self.weights()
+        overrides = {**model.overrides, **inputs, **parameters, "bundle_root": str(model.bundle_dir),
+                     "ckpt_path": str(weights)}
         if request.get(DICOM_OUTPUT):
             overrides["output_format"] = "dicom"
         if request.get("device"):
@@ -128,8 +141,8 @@ class BundleInferTask(InferTask):
         extra = {} if dicom_files is None else {DICOM_FILES: [str(path) for path in dicom_files]}
         return str(result), extra | {
             "model": model.name, "bundle": model.metadata.get("name"), "bundle_folder": model.bundle_dir.name,
-            "version": model.metadata.get("version"), "weights": model.metadata.get("orthogen_weights"),
-            "weights_file": str(model.weights), "method": model.overrides, "parameters": used,
+            "version": model.metadata.get("version"), "weights": weights_label,
+            "weights_file": str(weights), "method": model.overrides, "parameters": used,
             "inputs": {key: str(value) for key, value in inputs.items()},
             "output": output_summary(result),
         }

@@ -57,7 +57,8 @@ class LabelServer:
     """One MONAI Label server of the app on ``studies`` at http://127.0.0.1:``port``.
 
     Args:
-        folder: our folder for the pid file, log, DICOMweb cache (``dicom_cache/``) and sessions.
+        folder: our folder for the pid file, log, DICOMweb cache (``dicom_cache/``), sessions and the train
+            tasks' fine-tuned weights (``finetuned/``, unless ``conf`` names another ``finetuned_dir``).
         studies: a datastore folder, or a DICOMweb root such as http://127.0.0.1:8042/dicom-web.
         port: the HTTP port (bound on 127.0.0.1 only).
         conf: more app conf (``--conf key value``), e.g. ``{"bundles": "/path/to/bundles"}``.
@@ -109,7 +110,8 @@ class LabelServer:
                                    f"stop it with `python -m orthogen.serving.label_server stop --folder {self.folder}`")
         if not port_is_free(self.port, LOOPBACK):
             raise LabelServerError(f"port {self.port} is in use; expected a free port for the MONAI Label server")
-        command = label_server_command(self.folder, self.studies, self.port, self.conf)
+        conf = {"finetuned_dir": str(self.folder / "finetuned"), **self.conf}  # fine-tuned weights: ours, not the repo's
+        command = label_server_command(self.folder, self.studies, self.port, conf)
         self._process = ServerProcess(self.files, command, f"{self.url}/info/", "MONAI Label",
                                       env=self.environment(), startup_timeout_s=self.startup_timeout_s)
         try:

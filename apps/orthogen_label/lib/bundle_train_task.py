@@ -1,0 +1,134 @@
+"""A MONAI Label train task that fine-tunes one segmentation -> radiograph model on the datastore's
+labelled images, with its bundle's own training config.
+
+A training case is a datastore image (a radiograph) with a ``final`` label (its segmentation, e.g. one a
+user corrected and saved by ``PUT /datastore/label``). ``POST /train/<model>`` runs this task in MONAI
+Label's train subprocess (its log lines are ``GET /train/``'s progress): the bundle's
+``configs/train.json`` + ``configs/train_<method>.json`` is built in-process by ``ConfigParser`` with the
+cases as ``train#datalist``, the model's current weights (the last fine-tuned ones, else the bundle's
+shipped ones) as ``init_from``, and the new weights written to a temporary file, renamed to
+``<finetuned_dir>/<model>.pt`` only when training finished. The next ``/infer`` of the model uses them
+(:meth:`BundleModel.finetuned_weights`); the bundle's shipped weights are never touched.
+
+X-ray -> CT bundles train on DRRs rendered from CTs (their data preparation), so a datastore case for them
+is a CT, not a label of a radiograph; they have no train task here yet.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from monai.bundle import ConfigParser
+from monai.utils import set_determinism
+from monailabel.interfaces.datastore import Datastore
+from monailabel.interfaces.tasks.train import TrainTask
+
+from lib.bundle_catalogue import BundleModel
+from lib.bundle_infer_task import BundleRunError, checked_device
+
+from orthogen.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: The request's training settings and their defaults (a short fine-tune on CPU).
+TRAIN_DEFAULTS = {"max_epochs": 5, "learning_rate": 1e-4, "batch_size": 4, "seed": 0, "device": "cpu"}
+
+
+def training_cases(datastore: Datastore) -> list[dict[str, str]]:
+    """The datastore's (radiograph, segmentation) pairs as the bundle's training items: ``image`` = the
+    segmentation (the condition), ``label`` = the radiograph (the target). InputError when there is none."""
+    cases = [{"image": item["label"], "label": item["image"]} for item in datastore.datalist()]
+    if not cases:
+        raise InputError("no labelled image in the datastore; expected radiographs with a 'final' label (their "
+                         "segmentation, saved by PUT /datastore/label)", "datastore")
+    return cases
+
+
+def _whole_number(value: Any, field: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(f"expected a whole number >= {low}, got {value!r}", field)
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise InputError(f"expected a whole number >= {low}, got {value!r}", field) from None
+    if number < low:
+        raise InputError(f"expected a whole number >= {low}, got {value!r}", field)
+    return number
+
+
+def checked_settings(request: dict) -> dict[str, Any]:
+    """max_epochs, learning_rate, batch_size, seed, device of the request (defaults TRAIN_DEFAULTS)."""
+    merged = {key: request.get(key, default) for key, default in TRAIN_DEFAULTS.items()}
+    try:
+        rate = float(merged["learning_rate"])
+    except (TypeError, ValueError):
+        raise InputError(f"expected a number > 0, got {merged['learning_rate']!r}", "learning_rate") from None
+    if not 0 < rate < 1:
+        raise InputError(f"expected a number in (0, 1), got {merged['learning_rate']!r}", "learning_rate")
+    return {"max_epochs": _whole_number(merged["max_epochs"], "max_epochs", 1), "learning_rate": rate,
+            "batch_size": _whole_number(merged["batch_size"], "batch_size", 1),
+            "seed": _whole_number(merged["seed"], "seed", 0), "device": checked_device(merged["device"])}
+
+
+class BundleTrainTask(TrainTask):
+    """Fine-tunes ``model`` (a segmentation -> radiograph model) into ``finetuned_dir``."""
+
+    def __init__(self, model: BundleModel, finetuned_dir: Path):
+        super().__init__(f"fine-tune {model.name} on the datastore's radiographs and their segmentations")
+        self.model, self.finetuned_dir = model, Path(finetuned_dir)
+
+    def config(self) -> dict[str, Any]:
+        return dict(TRAIN_DEFAULTS)
+
+    def stats(self) -> dict[str, Any]:
+        weights = self.model.finetuned_weights(self.finetuned_dir)
+        return {"finetuned_weights": str(weights) if weights.is_file() else None}
+
+    def train_configs(self) -> list[str]:
+        configs = self.model.bundle_dir / "configs"
+        method = self.model.overrides.get("method")
+        extra = configs / f"train_{method}.json"
+        return [str(configs / "train.json")] + ([str(extra)] if method and extra.is_file() else [])
+
+    def __call__(self, request: dict, datastore: Datastore) -> dict[str, Any]:
+        model = self.model
+        settings = checked_settings(request)
+        cases = training_cases(datastore)
+        target = model.finetuned_weights(self.finetuned_dir)
+        start = target if target.is_file() else model.weights
+        if start is None or not start.is_file():
+            raise InputError(f"no weights to fine-tune from ({start}); train the bundle first", "model")
+        self.finetuned_dir.mkdir(parents=True, exist_ok=True)  # the run folder beside the target: one rename
+        run_dir = Path(tempfile.mkdtemp(prefix=f".train_{model.name}_", dir=self.finetuned_dir))
+        parser = ConfigParser()
+        parser.read_config(self.train_configs())
+        parser.read_meta(str(model.metadata_file))
+        parser.update({**model.overrides, "bundle_root": str(model.bundle_dir), "train#datalist": cases,
+                       "init_from": str(start), "ckpt_path": str(run_dir / "model.pt"), "output_dir": str(run_dir),
+                       "max_epochs": settings["max_epochs"], "learning_rate": settings["learning_rate"],
+                       "batch_size": min(settings["batch_size"], len(cases)), "seed": settings["seed"],
+                       "device": f"$torch.device({settings['device']!r})"})
+        began = time.monotonic()
+        try:
+            set_determinism(seed=settings["seed"])
+            trainer = parser.get_parsed_content("train#trainer")
+            trainer.run()
+            written = run_dir / "model.pt"
+            if not written.is_file():
+                raise BundleRunError(f"model {model.name}: training wrote no weights")
+            os.replace(written, target)
+        finally:
+            set_determinism(seed=None)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        loss = trainer.state.output
+        loss = float(loss["loss"] if isinstance(loss, dict) else loss[0]["loss"]) if loss else None
+        logger.info(f"fine-tuned {model.name} from {start} on {len(cases)} cases: {settings['max_epochs']} epochs, "
+                    f"{trainer.state.iteration} iterations in {time.monotonic() - began:.1f} s; weights {target}")
+        return {"model": model.name, "cases": len(cases), "epochs": settings["max_epochs"],
+                "iterations": trainer.state.iteration, "last_loss": loss, "started_from": str(start),
+                "weights": str(target), "seconds": round(time.monotonic() - began, 1)}
