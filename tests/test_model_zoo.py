@@ -10,6 +10,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from orthogen.model_zoo import (
     available_versions,
     export_bundle,
     fetch_bundle,
+    file_digest,
     read_model_info,
     write_model_info,
 )
@@ -259,3 +261,41 @@ def test_export_script_prints_one_line_per_bundle(tmp_path, capsys, monkeypatch)
     assert lines[1] == f"index: {tmp_path / 'zoo' / 'model_info.json'}"
     index = read_model_info(tmp_path / "zoo")
     assert index["tiny_bundle_v0.3.0"]["source"] == "file:///srv/zoo/tiny_bundle_v0.3.0.zip"
+
+
+def test_the_label_app_serves_its_bundles_from_a_zoo(zoo, tmp_path):
+    """A real MONAI Label server of apps/orthogen_label with conf orthogen_zoo: the zoo's bundle is fetched
+    (sha256 checked) into the bundles folder and served from there; a corrupted zip stops the start-up
+    with the checksum line."""
+    import requests
+
+    from orthogen.serving.label_server import LabelServer, LabelServerError
+
+    folder, entry = zoo
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    fetched = tmp_path / "fetched"
+    conf = {"orthogen_zoo": str(folder), "bundles": str(fetched)}
+    with LabelServer(tmp_path / "label", str(studies), _free_port(), conf=conf) as server:
+        info = requests.get(f"{server.url}/info/", timeout=30).json()
+    assert set(info["models"]) == {"spine_x2ct_gan"} and info["bundles"] == str(fetched)
+    weights = Path(info["models"]["spine_x2ct_gan"]["bundle"]["weights_file"])
+    assert weights == fetched / "spine_x2ct_gan" / "models" / "model.pt"
+    assert file_digest(weights) == file_digest(BUNDLE / "models" / "model.pt")  # the shipped weights
+
+    corrupted = tmp_path / "corrupted_zoo"
+    shutil.copytree(folder, corrupted)
+    zip_path = corrupted / f"spine_x2ct_gan_v{entry.version}.zip"
+    zip_path.write_bytes(zip_path.read_bytes()[:-100] + bytes(100))
+    conf = {"orthogen_zoo": str(corrupted), "bundles": str(tmp_path / "fetched_again")}
+    with pytest.raises(LabelServerError, match="sha256 checksum mismatch"):
+        LabelServer(tmp_path / "label_corrupted", str(studies), _free_port(), conf=conf).start()
+    assert not (tmp_path / "fetched_again" / "spine_x2ct_gan").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

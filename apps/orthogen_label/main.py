@@ -1,5 +1,9 @@
 """OrthoGen's MONAI Label app: a thin adapter that serves the repository's bundles as infer tasks.
 
+App conf: ``bundles`` (a folder of bundles, default the repository's), ``orthogen_zoo`` (a model zoo folder
+or URL: its bundles are fetched, sha256-checked, into ``bundles``, default <app>/zoo_bundles, and served),
+``finetuned_dir`` (the train tasks' weights, default <app>/model), ``max_upload_mb`` (default 512).
+
 Each bundle folder (app conf ``bundles``, default the repository's ``bundles/``) with configs/metadata.json
 becomes one model, or one per shipped method / condition (declared in its metadata.json as ``orthogen_models``); each
 model runs its bundle's own inference config (``lib.bundle_infer_task``). No model code lives here.
@@ -37,6 +41,7 @@ from lib.dicomweb_datastore import OrthoGenDICOMwebDatastore, StoreError
 from lib.ohif_files import install_ohif_route
 
 from orthogen.errors import InputError
+from orthogen.model_zoo import fetch_bundle, read_model_info
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +52,27 @@ DEFAULT_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 DEFAULT_MAX_UPLOAD_MB = 512.0
 
 
+def bundles_from_zoo(zoo: str, bundles_dir: str | Path) -> Path:
+    """Fetch the newest version of every bundle of a model zoo (a folder or URL holding model_info.json,
+    written by scripts/export_zoo.py) into ``bundles_dir``, each checked against its sha256
+    (:func:`orthogen.model_zoo.fetch_bundle`); a bundle already there at that version is kept."""
+    index = read_model_info(zoo)
+    names = sorted({key.rpartition("_v")[0] for key in index})
+    folder = Path(os.path.expanduser(str(bundles_dir))).resolve()
+    for name in names:
+        logger.info(f"bundle {name} from the zoo {zoo}: {fetch_bundle(name, zoo, folder)}")
+    return folder
+
+
 class OrthoGenLabelApp(MONAILabelApp):
     """MONAI Label app over the OrthoGen bundles (conf: ``bundles`` = folder of bundles)."""
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]):
-        self.bundles_dir = Path(os.path.expanduser((conf or {}).get("bundles", "") or DEFAULT_BUNDLES)).resolve()
+        conf = conf or {}
+        if conf.get("orthogen_zoo"):
+            self.bundles_dir = bundles_from_zoo(conf["orthogen_zoo"], conf.get("bundles") or Path(app_dir) / "zoo_bundles")
+        else:
+            self.bundles_dir = Path(os.path.expanduser(conf.get("bundles", "") or DEFAULT_BUNDLES)).resolve()
         self.models = {model.name: model for model in discover_models(self.bundles_dir)}
         # the train tasks' weights (conf finetuned_dir, default <app>/model as in MONAI Label's sample apps)
         self.finetuned_dir = Path(os.path.expanduser((conf or {}).get("finetuned_dir", "") or Path(app_dir) / "model"))
