@@ -13,6 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import psutil
+import pydicom
 import pytest
 import requests
 from dicomweb_client import DICOMwebClient
@@ -24,6 +25,8 @@ from orthogen.io import read_ct
 from orthogen.serving.label_server import LabelServer
 from orthogen.serving.orthanc_server import OrthancServer
 from orthogen.serving.server_process import is_alive, port_is_free
+
+from label_app_studies import write_label_app_studies
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "knee_xray2ct_diffusion"
@@ -218,3 +221,33 @@ def test_ohif_in_headless_chromium_lists_and_renders_the_generated_ct(stack, gen
     assert report.canvas_std > 10  # an image was drawn (a blank WebGL canvas reads 0)
     with Image.open(report.screenshot) as picture:
         assert picture.size[0] == viewer.WINDOW[0] and picture.size[1] > 600
+
+
+def test_a_segmentation_series_gives_a_radiograph_stored_in_its_study(stack, tmp_path):
+    """Segmentation -> radiograph over DICOMweb: a contour+bone segmentation (a phantom knee's, 64 px) stored
+    as a DICOM image in study 3; the U-Net's radiograph comes back and is stored as a new series there."""
+    from orthogen.io import read_segmentation_image, write_dicom_radiograph
+
+    orthanc, label, studies = stack
+    write_label_app_studies(tmp_path / "inputs", tmp_path / "studies")
+    segmentation = read_segmentation_image(tmp_path / "studies" / "labels" / "final" / "knee_ap.png").image
+    ap_file = _series(studies[0])["ap"].files[0]
+    path = tmp_path / "segmentation.dcm"
+    write_dicom_radiograph(segmentation, path, reference=ap_file, series_description="Knee segmentation (phantom)",
+                           series_number=2000, derivation_description="contour+bone segmentation of a phantom knee")
+    assert load_demo_study.upload_study([path], orthanc.url) == 1
+    series_uid = pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID
+
+    client = MONAILabelClient(label.url, tmpdir=str(tmp_path))
+    image, params = client.infer("knee_radiograph_diffusion_unet_contour_bone", series_uid, {"device": "cpu"})
+    with Image.open(image) as picture:
+        assert picture.size == (64, 64)
+    stored = params["stored_series"]
+    assert stored["StudyInstanceUID"] == studies[0].study_instance_uid and stored["instances"] == 1
+    assert "synthetic radiograph" in stored["SeriesDescription"]
+    (back,) = DICOMwebClient(orthanc.dicomweb_url).retrieve_series(stored["StudyInstanceUID"],
+                                                                   stored["SeriesInstanceUID"])
+    assert back.PatientID == "ORTHOGEN-KNEE-0003" and back.SourceImageSequence[0].ReferencedSOPInstanceUID == \
+        pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    with Image.open(image) as picture:
+        np.testing.assert_allclose(back.pixel_array / 65535.0, np.asarray(picture) / 65535.0, atol=1 / 65535.0)
