@@ -19,6 +19,7 @@ from orthogen.serving.label_server import LabelServer
 
 from label_app_studies import write_label_app_studies
 
+REPO = Path(__file__).resolve().parents[1]
 MODEL = "knee_radiograph_diffusion_unet_contour_bone"
 
 
@@ -97,3 +98,52 @@ def test_training_without_a_labelled_image_fails_naming_the_datastore(tmp_path):
         assert status["status"] == "ERROR"
         assert any("datastore: no labelled image in the datastore" in line for line in status["details"])
         assert not (tmp_path / "label" / "finetuned" / f"{MODEL}.pt").exists()
+
+
+def test_a_ct_saved_for_a_radiograph_fine_tunes_the_knee_ct_model(tmp_path):
+    """X-ray -> CT: a phantom knee's CT saved as the label of its AP radiograph is prepared as the bundle's
+    metadata declares (orthogen_preparation: DRRs rendered from the CT) and fine-tunes the knee CT model;
+    the next /infer runs with the new weights."""
+    import importlib.util
+    import sys
+
+    import nibabel as nib
+
+    from orthogen.io import read_ct, read_radiograph, write_nifti, write_png
+
+    spec = importlib.util.spec_from_file_location("load_demo_study", REPO / "scripts" / "load_demo_study.py")
+    load_demo_study = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = load_demo_study
+    spec.loader.exec_module(load_demo_study)
+    demo = tmp_path / "demo"
+    load_demo_study.write_demo_study(demo, seed=3, size=32)
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    spacing = None
+    for view in ("ap", "lateral"):
+        radiograph = read_radiograph(demo / f"dx_{view}.dcm")
+        write_png(radiograph.image, studies / f"knee_{view}.png", bit_depth=16)
+        spacing = radiograph.pixel_spacing_mm[0]
+    ct = read_ct(demo / "ct")
+    ct_file = write_nifti(ct.numpy(), ct.affine.numpy(), tmp_path / "knee_ct.nii.gz")  # (X, Y, Z) HU
+    request = {"lateral": "knee_lateral", "pixel_spacing": spacing, "slice_thickness": 4.0, "steps": 5,
+               "seed": 0, "device": "cpu"}
+
+    with LabelServer(tmp_path / "label", str(studies), _free_port()) as server:
+        client = MONAILabelClient(server.url, tmpdir=str(tmp_path))
+        assert "knee_xray2ct_diffusion" in client.info()["trainers"]
+        assert "spine_x2ct_gan" not in client.info()["trainers"]  # declares no preparation of CTs
+        client.save_label("knee_ap", str(ct_file), tag="final")
+        before, params = client.infer("knee_xray2ct_diffusion", "knee_ap", request)
+        before = nib.load(before).get_fdata()
+        assert params["weights"] == "phantom-trained"
+        client.train_start("knee_xray2ct_diffusion", {"max_epochs": 2, "device": "cpu"})
+        status = _wait_for_training(client)
+        progress = "\n".join(status.get("details", []))
+        assert status["status"] == "DONE", progress[-3000:]
+        assert "Epoch: 2/2" in progress
+        after, params = client.infer("knee_xray2ct_diffusion", "knee_ap", request)
+        after = nib.load(after).get_fdata()
+    assert params["weights"].startswith("fine-tuned")
+    assert params["weights_file"] == str(tmp_path / "label" / "finetuned" / "knee_xray2ct_diffusion.pt")
+    assert after.shape == before.shape and np.abs(after - before).mean() > 1.0  # HU: other weights, other CT

@@ -32,10 +32,10 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
-from lib.bundle_catalogue import SEGMENTATION_TO_RADIOGRAPH, discover_models
+from lib.bundle_catalogue import discover_models
 from lib.bundle_infer_task import (BUNDLE_INPUTS, DICOM_FILES, DICOM_OUTPUT, BundleInferTask, BundleRunError,
                                    ModelUnavailableError)
-from lib.bundle_train_task import BundleTrainTask
+from lib.bundle_train_task import BundleTrainTask, can_train
 from lib.datastore_inputs import bundle_inputs, input_study, is_uploaded_file
 from lib.dicomweb_datastore import OrthoGenDICOMwebDatastore, StoreError
 from lib.ohif_files import install_ohif_route
@@ -105,9 +105,9 @@ class OrthoGenLabelApp(MONAILabelApp):
         return {name: BundleInferTask(model, self.finetuned_dir) for name, model in self.models.items()}
 
     def init_trainers(self) -> dict[str, TrainTask]:
-        """A fine-tuning task per segmentation -> radiograph model (``lib.bundle_train_task``)."""
+        """A fine-tuning task per model that can learn from datastore cases (``lib.bundle_train_task``)."""
         return {name: BundleTrainTask(model, self.finetuned_dir) for name, model in self.models.items()
-                if model.kind == SEGMENTATION_TO_RADIOGRAPH and model.config_error is None}
+                if can_train(model)}
 
     def info(self):
         meta = super().info()

@@ -1,17 +1,23 @@
-"""A MONAI Label train task that fine-tunes one segmentation -> radiograph model on the datastore's
-labelled images, with its bundle's own training config.
+"""A MONAI Label train task that fine-tunes one bundle model on the datastore's labelled images, with the
+bundle's own training config.
 
-A training case is a datastore image (a radiograph) with a ``final`` label (its segmentation, e.g. one a
-user corrected and saved by ``PUT /datastore/label``). ``POST /train/<model>`` runs this task in MONAI
-Label's train subprocess (its log lines are ``GET /train/``'s progress): the bundle's
-``configs/train.json`` + ``configs/train_<method>.json`` is built in-process by ``ConfigParser`` with the
-cases as ``train#datalist``, the model's current weights (the last fine-tuned ones, else the bundle's
-shipped ones) as ``init_from``, and the new weights written to a temporary file, renamed to
-``<finetuned_dir>/<model>.pt`` only when training finished. The next ``/infer`` of the model uses them
-(:meth:`BundleModel.finetuned_weights`); the bundle's shipped weights are never touched.
+A training case is a datastore image with a ``final`` label, e.g. one a user corrected and saved by
+``PUT /datastore/label``:
 
-X-ray -> CT bundles train on DRRs rendered from CTs (their data preparation), so a datastore case for them
-is a CT, not a label of a radiograph; they have no train task here yet.
+- segmentation -> radiograph: a radiograph labelled with its segmentation; the pairs are the bundle's
+  ``train#datalist`` (image = the segmentation, label = the radiograph);
+- X-ray -> CT: an AP radiograph labelled with the patient's CT (NIfTI / NRRD). These bundles train on
+  DRRs rendered from CTs, so the CTs go through the data preparation that the bundle's metadata declares
+  (``orthogen_preparation``: the function and settings of its shipped weights' training set, all cases
+  in the training split) and the bundle trains on the result (``dataset_dir``). The study's own
+  radiographs only pair the CT with the study; a bundle that declares no preparation has no train task.
+
+``POST /train/<model>`` runs this task in MONAI Label's train subprocess (its log lines are
+``GET /train/``'s progress): the bundle's ``configs/train.json`` (+ ``train_<method>.json``) is built
+in-process by ``ConfigParser`` with those cases, the model's current weights (the last fine-tuned ones, else
+the bundle's shipped ones) as ``init_from``, and the new weights written in a temporary folder beside the
+target, renamed to ``<finetuned_dir>/<model>.pt`` only when training finished. The next ``/infer`` of the
+model uses them (:meth:`BundleModel.finetuned_weights`); the bundle's shipped weights are never touched.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from pydoc import locate
 from typing import Any
 
 from monai.bundle import ConfigParser
@@ -28,7 +35,7 @@ from monai.utils import set_determinism
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 
-from lib.bundle_catalogue import BundleModel
+from lib.bundle_catalogue import SEGMENTATION_TO_RADIOGRAPH, BundleModel
 from lib.bundle_infer_task import BundleRunError, checked_device
 
 from orthogen.errors import InputError
@@ -39,14 +46,35 @@ logger = logging.getLogger(__name__)
 TRAIN_DEFAULTS = {"max_epochs": 5, "learning_rate": 1e-4, "batch_size": 4, "seed": 0, "device": "cpu"}
 
 
-def training_cases(datastore: Datastore) -> list[dict[str, str]]:
-    """The datastore's (radiograph, segmentation) pairs as the bundle's training items: ``image`` = the
-    segmentation (the condition), ``label`` = the radiograph (the target). InputError when there is none."""
-    cases = [{"image": item["label"], "label": item["image"]} for item in datastore.datalist()]
-    if not cases:
-        raise InputError("no labelled image in the datastore; expected radiographs with a 'final' label (their "
-                         "segmentation, saved by PUT /datastore/label)", "datastore")
-    return cases
+def can_train(model: BundleModel) -> bool:
+    """Whether the app can fine-tune ``model`` from datastore cases (see the module docstring)."""
+    if model.config_error is not None:
+        return False
+    return model.kind == SEGMENTATION_TO_RADIOGRAPH or isinstance(model.metadata.get("orthogen_preparation"), dict)
+
+
+def training_data(model: BundleModel, datastore: Datastore, work: Path) -> tuple[dict[str, Any], int]:
+    """The config overrides that make the datastore's labelled images ``model``'s training set, and their
+    number; X-ray -> CT cases are prepared into ``work``. InputError when there is no labelled image."""
+    pairs = datastore.datalist()
+    if not pairs:
+        expected = "segmentation" if model.kind == SEGMENTATION_TO_RADIOGRAPH else "CT"
+        raise InputError(f"no labelled image in the datastore; expected images with a 'final' label (their "
+                         f"{expected}, saved by PUT /datastore/label)", "datastore")
+    if model.kind == SEGMENTATION_TO_RADIOGRAPH:
+        return {"train#datalist": [{"image": pair["label"], "label": pair["image"]} for pair in pairs]}, len(pairs)
+    preparation = model.metadata["orthogen_preparation"]
+    cts = work / "cts"
+    cts.mkdir()
+    for pair in pairs:
+        (cts / Path(pair["label"]).name).symlink_to(pair["label"])
+    parser = ConfigParser({"settings": {**preparation["settings"], "split": [1.0, 0.0, 0.0]}})
+    prepare = locate(preparation["function"])
+    if not callable(prepare):
+        raise InputError(f"orthogen_preparation.function {preparation['function']!r} is not importable",
+                         model.metadata_file)
+    prepare(cts, work / "data", parser.get_parsed_content("settings"))
+    return {"dataset_dir": str(work / "data")}, len(pairs)
 
 
 def _whole_number(value: Any, field: str, low: int) -> int:
@@ -76,10 +104,11 @@ def checked_settings(request: dict) -> dict[str, Any]:
 
 
 class BundleTrainTask(TrainTask):
-    """Fine-tunes ``model`` (a segmentation -> radiograph model) into ``finetuned_dir``."""
+    """Fine-tunes ``model`` (one that :func:`can_train`) into ``finetuned_dir``."""
 
     def __init__(self, model: BundleModel, finetuned_dir: Path):
-        super().__init__(f"fine-tune {model.name} on the datastore's radiographs and their segmentations")
+        labels = "segmentations" if model.kind == SEGMENTATION_TO_RADIOGRAPH else "CTs"
+        super().__init__(f"fine-tune {model.name} on the datastore's images and their {labels}")
         self.model, self.finetuned_dir = model, Path(finetuned_dir)
 
     def config(self) -> dict[str, Any]:
@@ -98,23 +127,23 @@ class BundleTrainTask(TrainTask):
     def __call__(self, request: dict, datastore: Datastore) -> dict[str, Any]:
         model = self.model
         settings = checked_settings(request)
-        cases = training_cases(datastore)
         target = model.finetuned_weights(self.finetuned_dir)
         start = target if target.is_file() else model.weights
         if start is None or not start.is_file():
             raise InputError(f"no weights to fine-tune from ({start}); train the bundle first", "model")
         self.finetuned_dir.mkdir(parents=True, exist_ok=True)  # the run folder beside the target: one rename
         run_dir = Path(tempfile.mkdtemp(prefix=f".train_{model.name}_", dir=self.finetuned_dir))
-        parser = ConfigParser()
-        parser.read_config(self.train_configs())
-        parser.read_meta(str(model.metadata_file))
-        parser.update({**model.overrides, "bundle_root": str(model.bundle_dir), "train#datalist": cases,
-                       "init_from": str(start), "ckpt_path": str(run_dir / "model.pt"), "output_dir": str(run_dir),
-                       "max_epochs": settings["max_epochs"], "learning_rate": settings["learning_rate"],
-                       "batch_size": min(settings["batch_size"], len(cases)), "seed": settings["seed"],
-                       "device": f"$torch.device({settings['device']!r})"})
         began = time.monotonic()
         try:
+            data, cases = training_data(model, datastore, run_dir)
+            parser = ConfigParser()
+            parser.read_config(self.train_configs())
+            parser.read_meta(str(model.metadata_file))
+            parser.update({**model.overrides, "bundle_root": str(model.bundle_dir), **data, "init_from": str(start),
+                           "ckpt_path": str(run_dir / "model.pt"), "output_dir": str(run_dir),
+                           "max_epochs": settings["max_epochs"], "learning_rate": settings["learning_rate"],
+                           "batch_size": min(settings["batch_size"], cases), "seed": settings["seed"],
+                           "device": f"$torch.device({settings['device']!r})"})
             set_determinism(seed=settings["seed"])
             trainer = parser.get_parsed_content("train#trainer")
             trainer.run()
@@ -127,8 +156,8 @@ class BundleTrainTask(TrainTask):
             shutil.rmtree(run_dir, ignore_errors=True)
         loss = trainer.state.output
         loss = float(loss["loss"] if isinstance(loss, dict) else loss[0]["loss"]) if loss else None
-        logger.info(f"fine-tuned {model.name} from {start} on {len(cases)} cases: {settings['max_epochs']} epochs, "
+        logger.info(f"fine-tuned {model.name} from {start} on {cases} cases: {settings['max_epochs']} epochs, "
                     f"{trainer.state.iteration} iterations in {time.monotonic() - began:.1f} s; weights {target}")
-        return {"model": model.name, "cases": len(cases), "epochs": settings["max_epochs"],
+        return {"model": model.name, "cases": cases, "epochs": settings["max_epochs"],
                 "iterations": trainer.state.iteration, "last_loss": loss, "started_from": str(start),
                 "weights": str(target), "seconds": round(time.monotonic() - began, 1)}
