@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -27,6 +26,7 @@ from orthogen.serving.orthanc_server import OrthancServer
 from orthogen.serving.server_process import is_alive, port_is_free
 
 from label_app_studies import write_label_app_studies
+from repo_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "knee_xray2ct_diffusion"
@@ -35,15 +35,7 @@ OHIF_ASSETS = Path(importlib.util.find_spec("monailabel").origin).parent / "endp
 REQUEST = {"slice_thickness": 1.0, "steps": 5, "seed": 0, "device": "cpu"}
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("load_demo_study", REPO / "scripts" / "load_demo_study.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-load_demo_study = _load_script()
+load_demo_study = load_script("load_demo_study")
 
 
 def _free_port() -> int:
@@ -190,14 +182,6 @@ def test_the_label_server_stops_by_pid(tmp_path):
         requests.get(f"http://127.0.0.1:{port}/info/", timeout=5)
 
 
-def _load_viewer_script():
-    spec = importlib.util.spec_from_file_location("ohif_screenshot", REPO / "scripts" / "ohif_screenshot.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ohif_in_headless_chromium_lists_and_renders_the_generated_ct(stack, generated, tmp_path):
     """OHIF from the app's /ohif/ (subfolder files served), over the server's DICOMweb proxy to Orthanc: the
     study browser lists the generated series, the viewport shows it with anterior up and the patient's
@@ -210,7 +194,7 @@ def test_ohif_in_headless_chromium_lists_and_renders_the_generated_ct(stack, gen
         assert answer.ok and kind in answer.headers["content-type"], path
         if path.startswith("ohif/assets/"):
             assert "text/html" not in answer.headers["content-type"]  # MONAI Label's own route gave index.html
-    viewer = _load_viewer_script()
+    viewer = load_script("ohif_screenshot")
     stored = params["stored_series"]
     report = viewer.view_series(label.url, studies[0].study_instance_uid, stored["SeriesInstanceUID"],
                                 tmp_path / "ohif_generated_ct.png", slices_forward=16)

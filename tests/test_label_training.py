@@ -6,11 +6,9 @@ MONAI Label's train subprocess), GET /train/ shows it, and the next /infer runs 
 from __future__ import annotations
 
 import time
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-import pytest
 import requests
 from monailabel.client import MONAILabelClient
 from PIL import Image
@@ -18,8 +16,8 @@ from PIL import Image
 from orthogen.serving.label_server import LabelServer
 
 from label_app_studies import write_label_app_studies
+from repo_scripts import load_script
 
-REPO = Path(__file__).resolve().parents[1]
 MODEL = "knee_radiograph_diffusion_unet_contour_bone"
 
 
@@ -104,17 +102,11 @@ def test_a_ct_saved_for_a_radiograph_fine_tunes_the_knee_ct_model(tmp_path):
     """X-ray -> CT: a phantom knee's CT saved as the label of its AP radiograph is prepared as the bundle's
     metadata declares (orthogen_preparation: DRRs rendered from the CT) and fine-tunes the knee CT model;
     the next /infer runs with the new weights."""
-    import importlib.util
-    import sys
-
     import nibabel as nib
 
     from orthogen.io import read_ct, read_radiograph, write_nifti, write_png
 
-    spec = importlib.util.spec_from_file_location("load_demo_study", REPO / "scripts" / "load_demo_study.py")
-    load_demo_study = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = load_demo_study
-    spec.loader.exec_module(load_demo_study)
+    load_demo_study = load_script("load_demo_study")
     demo = tmp_path / "demo"
     load_demo_study.write_demo_study(demo, seed=3, size=32)
     studies = tmp_path / "studies"

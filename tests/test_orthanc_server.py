@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import importlib.util
 import io
 import json
 import socket
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +25,12 @@ from orthogen.serving import orthanc_server
 from orthogen.serving.orthanc_server import (DICOMWEB_PLUGIN, OrthancError, OrthancServer, find_orthanc_binary,
                                              stop_from_pidfile)
 
-REPO = Path(__file__).resolve().parents[1]
+from repo_scripts import load_script
+
 SEED, SIZE = 3, 24  # a 24^3 knee CT (128 mm field of view: 5.33 mm voxels) and 48 x 48 radiographs
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("load_demo_study", REPO / "scripts" / "load_demo_study.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-load_demo_study = _load_script()
+load_demo_study = load_script("load_demo_study")
 
 
 def _require_orthanc() -> None:
