@@ -75,8 +75,8 @@ class OrthoGenLabelApp(MONAILabelApp):
             self.bundles_dir = Path(os.path.expanduser(conf.get("bundles", "") or DEFAULT_BUNDLES)).resolve()
         self.models = {model.name: model for model in discover_models(self.bundles_dir)}
         # the train tasks' weights (conf finetuned_dir, default <app>/model as in MONAI Label's sample apps)
-        self.finetuned_dir = Path(os.path.expanduser((conf or {}).get("finetuned_dir", "") or Path(app_dir) / "model"))
-        self.max_upload_bytes = int(float((conf or {}).get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB)) * 2**20)
+        self.finetuned_dir = Path(os.path.expanduser(conf.get("finetuned_dir", "") or Path(app_dir) / "model"))
+        self.max_upload_bytes = int(float(conf.get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB)) * 2**20)
         super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="OrthoGen",
                          description="Generative orthopaedic imaging: CT from AP + lateral radiographs, knee "
                                      "radiographs from segmentations (phantom-trained demonstration weights; "

@@ -91,11 +91,11 @@ class OrthoGenDICOMwebDatastore(DICOMWebDatastore):
 
     def get_image_uri(self, image_id: str, field: str = "image") -> str:
         """The series ``image_id`` on local disk: its one file when it has one instance (a radiograph), else
-        its folder (a CT series). Fetched once, whole, into the cache."""
-        info = self.series_info(image_id, field)
-        folder = Path(self._datastore.image_path()) / info.series_instance_uid
+        its folder (a CT series). Fetched once, whole, into the cache; a cached series needs no QIDO-RS
+        lookup (a request resolves its image more than once: the app, then MONAI Label's ``infer``)."""
+        folder = Path(self._datastore.image_path()) / checked_uid(image_id, field)
         if not folder.is_dir() or not any(folder.iterdir()):
-            self._download(info, folder)
+            self._download(self.series_info(image_id, field), folder)
         files = sorted(folder.glob("*.dcm"))
         return str(files[0]) if len(files) == 1 else str(folder)
 

@@ -151,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
-            running = server_files(args.folder).running_pid()
+            files = server_files(args.folder)
+            running = files.running_pid()
             if running is not None:
-                print(f"MONAI Label server already running (pid {running}); log {server_files(args.folder).log_path}")
+                print(f"MONAI Label server already running (pid {running}); log {files.log_path}")
                 return 0
             server = LabelServer(args.folder, args.studies, args.port, dict(args.conf)).start()
             print(f"MONAI Label server (pid {server.pid}) on {server.url} over {server.studies}; "
