@@ -178,9 +178,9 @@ class OrthancServer:
 
 
 def server_files(folder: str | Path) -> ServerFiles:
-    """orthanc.pid and orthanc.log in ``folder``; ours when the command line names ``folder``/orthanc.json."""
+    """orthanc.pid and orthanc.log in ``folder``; ours when an ``Orthanc`` process runs ``folder``/orthanc.json."""
     folder = Path(folder)
-    return ServerFiles(folder, "orthanc", str((folder / CONFIG_NAME).resolve()))
+    return ServerFiles(folder, "orthanc", str((folder / CONFIG_NAME).resolve()), program="Orthanc")
 
 
 def stop_from_pidfile(folder: str | Path, timeout_s: float = 10.0) -> int | None:

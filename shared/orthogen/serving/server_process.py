@@ -37,6 +37,7 @@ class ServerFiles:
     folder: Path
     name: str  # e.g. "orthanc": files orthanc.pid, orthanc.log
     marker: str  # an argument of the command line that only our server of this folder has (its config path)
+    program: str | None = None  # the executable's file name (e.g. "Orthanc"); None: any
 
     @property
     def pid_path(self) -> Path:
@@ -47,11 +48,14 @@ class ServerFiles:
         return self.folder / f"{self.name}.log"
 
     def running_pid(self) -> int | None:
-        """The pid in the pid file while it is a live process whose command line holds ``marker``."""
+        """The pid in the pid file while it is a live process whose command line holds ``marker`` (and whose
+        executable is ``program``, when given)."""
         try:
             pid = int(self.pid_path.read_text().strip())
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
+            return None
+        if self.program is not None and Path(command[0].decode()).name != self.program:
             return None
         return pid if self.marker.encode() in command and is_alive(pid) else None
 
