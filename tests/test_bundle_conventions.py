@@ -85,10 +85,14 @@ def _blocks(node, where: str):
 
 
 STANDALONE = ("inference.json", "train.json")
+SECOND_NETWORK_TRAININGS = {"train_sr.json": "sr_network_def"}
+"""Standalone training configs of another network of a bundle's pipeline (knee CT's patch super-resolution),
+with the id of its definition, which inference.json defines too."""
 RUN_SPECIFIC = {
     "output_dir": "each run writes to its own folder",
     "require_label": "training reads the CT of each case, inference does not",
     "preprocessing": "training reads prepared cases, inference also radiograph files with their spacing",
+    "inferer": "inference can go on past the trained cascade (super-resolution, K samples, guidance)",
 }
 """Ids both standalone configs define that may read differently, and why."""
 
@@ -96,12 +100,13 @@ RUN_SPECIFIC = {
 def _runs(bundle: Path) -> list[tuple[str, ...]]:
     """The sets of config files merged into one run: each standalone config, its overlays, the presets."""
     configs = {p.name for p in (bundle / "configs").glob("*.json")} - {"metadata.json"}
-    method_overlays = sorted(c for c in configs if c.startswith("train_"))
+    method_overlays = sorted(c for c in configs if c.startswith("train_") and c not in SECOND_NETWORK_TRAININGS)
     presets = [c for c in ("paper_scale.json",) if c in configs]
     trainings = [("train.json", m) for m in method_overlays] or [("train.json",)]
     runs = [("inference.json", *presets), ("inference.json", "evaluate.json", *presets)]
     runs += [(*t, *presets) for t in trainings]
     runs += [(*t, "multi_gpu_train.json", *presets) for t in trainings if "multi_gpu_train.json" in configs]
+    runs += [(c, *presets) for c in sorted(configs & SECOND_NETWORK_TRAININGS.keys())]
     return runs
 
 
@@ -133,8 +138,9 @@ def test_network_def_is_written_only_in_the_standalone_configs_and_names_a_prese
             assert content["network_def"]["preset"] == "@network_preset", config.name
 
 
-def _network_shapes(bundle: Path, files: tuple[str, ...], overrides: dict) -> dict[str, tuple[int, ...]]:
-    """The tensor shapes of ``network_def`` parsed from ``files`` (merged) with ``overrides``, on the meta device."""
+def _network_shapes(bundle: Path, files: tuple[str, ...], overrides: dict,
+                    network_id: str = "network_def") -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of ``network_id`` parsed from ``files`` (merged) with ``overrides``, on the meta device."""
     import torch
     from monai.bundle import ConfigParser
 
@@ -142,14 +148,15 @@ def _network_shapes(bundle: Path, files: tuple[str, ...], overrides: dict) -> di
     parser.read_config([str(bundle / "configs" / name) for name in files])
     parser.update(overrides)
     with torch.device("meta"):
-        network = parser.get_parsed_content("network_def")
+        network = parser.get_parsed_content(network_id)
     return {key: tuple(value.shape) for key, value in network.state_dict().items()}
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
 @pytest.mark.parametrize("preset", [(), ("paper_scale.json",)], ids=["default", "paper_scale"])
 def test_training_alone_builds_the_network_inference_alone_builds(bundle, preset):
-    overlays = sorted(p.name for p in (bundle / "configs").glob("train_*.json")) or [None]
+    overlays = sorted(p.name for p in (bundle / "configs").glob("train_*.json")
+                      if p.name not in SECOND_NETWORK_TRAININGS) or [None]
     network_def = json.dumps(json.loads((bundle / "configs" / "inference.json").read_text())["network_def"])
     for overlay in overlays:
         # the overlay's ids that network_def reads (a method, a cascade's resolutions), given to inference too
@@ -161,6 +168,18 @@ def test_training_alone_builds_the_network_inference_alone_builds(bundle, preset
         assert trained == inferred, overlay
     default = _network_shapes(bundle, ("inference.json",), {})
     assert (default == _network_shapes(bundle, ("inference.json", *preset), {})) == (not preset)
+
+
+@pytest.mark.parametrize("preset", [(), ("paper_scale.json",)], ids=["default", "paper_scale"])
+@pytest.mark.parametrize("config, network_id", sorted(SECOND_NETWORK_TRAININGS.items()))
+def test_a_second_networks_training_builds_the_network_inference_builds(config, network_id, preset):
+    bundles = [b for b in BUNDLES if (b / "configs" / config).is_file()]
+    assert bundles, f"no bundle has {config}"
+    for bundle in bundles:
+        assert network_id not in json.loads((bundle / "configs" / "train.json").read_text())
+        trained = _network_shapes(bundle, (config, *preset), {}, network_id)
+        assert trained == _network_shapes(bundle, ("inference.json", *preset), {}, network_id)
+        assert (trained == _network_shapes(bundle, (config,), {}, network_id)) == (not preset)
 
 
 def test_linear_decay_follows_the_x2ct_rule_full_for_49_epochs_then_to_exactly_zero_at_epoch_100():

@@ -312,3 +312,87 @@ def test_multi_process_training_runs_one_iteration_under_torchrun(trained, tmp_p
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "model_8.pt").is_file()
+
+
+@pytest.fixture(scope="module")
+def super_resolution_trained(trained):
+    """train_sr.json one iteration on the 16^3 cases (8^3 training patches): models/model_sr.pt and its log."""
+    root, _ = trained
+    log = _ok(_run("training", ["train_sr.json"], root, "--dataset_dir", str(root / "data" / "knee_ct"),
+                   "--image_size", str(VIEWS), "--sr_training_patch", "8", *TRAIN))
+    return root, log
+
+
+def test_the_super_resolution_stage_trains_on_pairs_from_the_prepared_cubes(super_resolution_trained):
+    root, log = super_resolution_trained
+    assert "Epoch[1] Complete" in log and "saved the EMA weights" in log
+    weights = torch.load(root / "models" / "model_sr.pt", weights_only=True)
+    assert weights["unet.conv_in.conv.weight"].shape[1] == 5  # noisy residual + upsampled patch + 3 coordinates
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_inference_past_the_cascade_writes_a_4x_ct_its_dicom_series_std_map_and_bone_mesh(super_resolution_trained,
+                                                                                          radiographs):
+    import pydicom
+    import trimesh
+
+    root, _ = super_resolution_trained
+    folder, study = radiographs
+    out = root / "eval_sr"
+    log = _ok(_run("inference", ["inference.json"], root, *SMALL, "--steps", "2", "--input_ap",
+                   str(folder / "ap.dcm"), "--input_lateral", str(folder / "lateral.dcm"), "--slice_thickness", "2.0",
+                   "--resolution", "32", "--samples", "2", "--sr_patch_size", "16", "--sr_steps", "2",
+                   "--bone_mesh_hu", "-500", "--output_format", "dicom", "--output_dir", str(out)))
+    ct, std = nib.load(out / "ap_ct.nii.gz"), nib.load(out / "ap_ct_std.nii.gz")
+    assert ct.shape == std.shape == (32, 32, 32) and np.allclose(ct.affine, std.affine)
+    cascade_out = root / "eval_sr_cascade_only"
+    _ok(_run("inference", ["inference.json"], root, *SMALL, "--steps", "2", "--input_ap", str(folder / "ap.dcm"),
+             "--input_lateral", str(folder / "lateral.dcm"), "--slice_thickness", "2.0", "--output_dir", str(cascade_out)))
+    cascade = nib.load(cascade_out / "ap_ct.nii.gz")
+    assert cascade.shape == (8, 8, 8)  # the same field of view on a 4x finer grid: same box, a quarter of the voxel
+    assert np.allclose(ct.affine[:3, :3], cascade.affine[:3, :3] / 4)
+    centre = nib.affines.apply_affine
+    assert np.allclose(centre(ct.affine, [15.5] * 3), centre(cascade.affine, [3.5] * 3), atol=1e-4)
+    spread = np.asarray(std.dataobj)
+    assert spread.min() >= 0 and spread.mean() > 1.0  # HU: two seeds differ
+    assert len(sorted((out / "ap_ct_dicom").glob("*.dcm"))) == 32
+    header = pydicom.dcmread(next((out / "ap_ct_dicom").glob("*.dcm")), stop_before_pixels=True)
+    assert header.StudyInstanceUID == study
+    mesh = trimesh.load(out / "ap_bone.stl")
+    corners = nib.affines.apply_affine(ct.affine, np.array(np.meshgrid([0, 31], [0, 31], [0, 31])).reshape(3, -1).T)
+    assert mesh.is_watertight and mesh.volume > 0
+    voxel = float(np.linalg.norm(ct.affine[:3, :3], axis=0).max())  # a surface closed by the pad: <= 1 voxel out
+    assert np.all(mesh.bounds[0] >= corners.min(0) - voxel) and np.all(mesh.bounds[1] <= corners.max(0) + voxel)
+    assert "bone mesh at -500 HU" in log
+
+
+def test_an_output_resolution_the_cascade_cannot_reach_stops_with_one_line(trained, radiographs, tmp_path):
+    root, _ = trained
+    folder, _ = radiographs
+    out = tmp_path / "out"
+    _one_line_error(_run("inference", ["inference.json"], root, *SMALL, "--input_ap", str(folder / "ap.dcm"),
+                         "--input_lateral", str(folder / "lateral.dcm"), "--slice_thickness", "2.0",
+                         "--resolution", "64", "--output_dir", str(out)),
+                    "resolution: expected one of 8, 32, 128, 512 (the 8^3 cascade times 4^k), got 64")
+    assert not out.exists()
+
+
+@pytest.mark.slow  # about half an hour on 2 CPU cores: two 512^3 super-resolution passes per sample
+def test_the_shipped_models_generate_a_512_ct_with_dicom_series_std_map_and_meshes_from_two_radiographs(tmp_path):
+    import trimesh
+
+    phantom = KneePhantom.from_seed(399).render(shape=(96, 96, 96), spacing=(1.6, 1.6, 1.6))
+    write_case(phantom.volume_hu, phantom.labels, phantom.affine, tmp_path / "phantom", "knee_0399")
+    prepare_knee_ct(tmp_path / "phantom", tmp_path / "data", KneeCTPreparation(size=64, drr_size=128, split=(1, 0, 0)))
+    out = tmp_path / "out"
+    item = json.loads((tmp_path / "data" / "datalist.json").read_text())["training"][0]
+    _ok(_run("inference", ["inference.json"], BUNDLE, "--input_h5", str(tmp_path / "data" / item["h5"]),
+             "--resolution", "512", "--samples", "2", "--sr_steps", "1", "--sr_patch_size", "128",
+             "--output_format", "dicom", "--output_dir", str(out)))
+    stem = item["h5"].removesuffix(".h5")
+    ct, std = nib.load(out / f"{stem}_ct.nii.gz"), nib.load(out / f"{stem}_ct_std.nii.gz")
+    assert ct.shape == std.shape == (512, 512, 512)
+    assert float(np.asarray(std.dataobj).mean()) > 0.0
+    assert len(list((out / f"{stem}_ct_dicom").glob("*.dcm"))) == 512
+    mesh = trimesh.load(out / f"{stem}_bone.stl")
+    assert mesh.is_watertight and mesh.volume > 0

@@ -33,6 +33,7 @@ class MontageRow:
         images: 2D panels (H, W) in [0, 1] with their captions.
         note: text printed beside the row (e.g. a metric table).
         centre_mm: world (RAS) point the three slices pass through; None = the volume's centre.
+        window_hu: (low, high) display window of ``volume_hu`` (e.g. (0, 200) for a per-voxel std map).
     """
 
     title: str
@@ -41,6 +42,7 @@ class MontageRow:
     images: list[tuple[str, np.ndarray]] = field(default_factory=list)
     note: str = ""
     centre_mm: tuple[float, float, float] | None = None
+    window_hu: tuple[float, float] = DISPLAY_WINDOW_HU
 
 
 def ras_slices(volume: np.ndarray, affine: np.ndarray, centre_mm=None) -> list[tuple[str, np.ndarray, float]]:
@@ -69,7 +71,7 @@ def write_montage(rows: Sequence[MontageRow], path: str | Path, title: str) -> P
         panels: list[tuple[str, np.ndarray, float, tuple[float, float]]] = []
         if row.volume_hu is not None:
             for name, sl, aspect in ras_slices(row.volume_hu, row.affine, row.centre_mm):
-                panels.append((f"CT {name}", sl, aspect, DISPLAY_WINDOW_HU))
+                panels.append((f"CT {name}", sl, aspect, row.window_hu))
         panels += [(caption, img, 1.0, (0.0, 1.0)) for caption, img in row.images]
         for c, ax in enumerate(axes[r]):
             ax.axis("off")

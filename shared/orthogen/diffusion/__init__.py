@@ -68,7 +68,26 @@ __all__ += [
     "downsample_pyramid",
 ]
 
+# Projection-guided sampling: the CT estimate's DRRs pulled towards the input views.
+from orthogen.diffusion.projection_guidance import ProjectionGuidance  # noqa: E402
+
+__all__ += ["ProjectionGuidance"]
+
 # The knee CT diffusion bundle's inferer: nested DDIM from bi-planar radiographs.
 from orthogen.diffusion.nested_ct_inferer import NestedCTInferer  # noqa: E402
 
 __all__ += ["NestedCTInferer"]
+
+# Patch diffusion super-resolution of the knee CT cascade (x4 per pass, seamless overlapping windows).
+from orthogen.diffusion.patch_super_resolution import (  # noqa: E402
+    SUPER_RESOLUTION_FACTOR,
+    PatchSuperResolution,
+    blend_patches,
+    super_resolution_passes,
+    unshifted_schedule,
+    volume_coordinates,
+)
+
+__all__ += ["PatchSuperResolution", "SUPER_RESOLUTION_FACTOR", "blend_patches", "super_resolution_passes",
+            "unshifted_schedule",
+            "volume_coordinates"]

@@ -14,7 +14,8 @@ with z standard normal (eta = 0: deterministic DDIM; eta = 1: DDPM-like). The la
 clipped x0 (t = 0 is taken as clean). The start is independent standard normal noise per resolution
 (ml-mdm: ``x_t_low.normal_()``), all random numbers from one ``torch.Generator`` seeded with ``seed``,
 so a seed gives the same volumes on the same device. The number of denoiser calls is exactly
-``num_steps``. A tqdm bar shows on a terminal only (``disable=None``).
+``num_steps``. An ``x0_correction(x0 list, t) -> x0 list`` may move the clipped predictions before each
+step (projection guidance, :class:`orthogen.diffusion.ProjectionGuidance`). A tqdm bar shows on a terminal only (``disable=None``).
 
 MONAI's ``DDIMScheduler`` is not used: its fixed beta schedule cannot hold the per-resolution shift
 and its step drifts off its own timesteps (see :mod:`orthogen.diffusion.nested_diffusion`).
@@ -57,11 +58,12 @@ class NestedDDIMSampler:
     @torch.no_grad()
     def __call__(self, denoise_fn: NestedDenoiseFunction, resolutions: Sequence[int], batch_size: int = 1,
                  channels: int = 1, seed: int = 0, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+                 dtype: torch.dtype = torch.float32, x0_correction=None) -> list[torch.Tensor]:
         """Samples (batch_size, channels, r, r, r) at each of ``resolutions`` (lowest first), data units.
 
         ``denoise_fn(x_t list, t (B,)) -> predictions list`` is called ``num_steps`` times (the count is
-        left in ``last_evaluations``).
+        left in ``last_evaluations``); ``x0_correction(x0 list, t) -> x0 list``, if given, moves the clipped
+        clean predictions before each step.
         """
         resolutions = list(resolutions)
         if not resolutions or any(not isinstance(r, int) or r <= 0 for r in resolutions):
@@ -76,16 +78,19 @@ class NestedDDIMSampler:
         for i in tqdm(range(self.num_steps), desc="nested DDIM", disable=None, leave=False):
             t = torch.full((batch_size,), float(times[i]), device=device, dtype=dtype)
             s = float(times[i + 1])
-            predictions = counted(x, t)
-            x = [self._step(x_t, p, t, s, generator) for x_t, p in zip(x, predictions)]
+            x0 = [self._clean(x_t, p, t) for x_t, p in zip(x, counted(x, t))]
+            if x0_correction is not None:
+                x0 = list(x0_correction(x0, t))
+            x = [self._step(x_t, x0_r, t, s, generator) for x_t, x0_r in zip(x, x0)]
         self.last_evaluations = counted.count
         return x
 
-    def _step(self, x_t: torch.Tensor, prediction: torch.Tensor, t: torch.Tensor, s: float,
-              generator: torch.Generator) -> torch.Tensor:
+    def _clean(self, x_t: torch.Tensor, prediction: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x0, _ = self.schedule.x0_and_noise(x_t, prediction, t, self.prediction_type)
-        if self.x0_range is not None:
-            x0 = x0.clamp(*self.x0_range)
+        return x0.clamp(*self.x0_range) if self.x0_range is not None else x0
+
+    def _step(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: float,
+              generator: torch.Generator) -> torch.Tensor:
         if s <= 0.0:
             return x0
         resolution = x_t.shape[-1]

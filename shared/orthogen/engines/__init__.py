@@ -10,3 +10,8 @@ __all__ = ["DenoisingTrainer", "LinearDecayLR", "ScoreMatchingTrainer", "X2CTGan
 from orthogen.engines.nested_diffusion_trainer import NestedDiffusionTrainer  # noqa: E402
 
 __all__ += ["NestedDiffusionTrainer"]
+
+# The patch super-resolution trainer of the knee CT cascade (128^3 -> 512^3).
+from orthogen.engines.patch_super_resolution_trainer import PatchSuperResolutionTrainer  # noqa: E402
+
+__all__ += ["PatchSuperResolutionTrainer"]

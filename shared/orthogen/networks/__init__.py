@@ -56,3 +56,12 @@ from orthogen.networks.biplanar_ct_diffusion import (  # noqa: E402
 )
 
 __all__ += ["BIPLANAR_CT_DIFFUSION_PRESETS", "BiplanarCTDiffusion", "biplanar_ct_diffusion"]
+
+# The knee CT cascade's patch super-resolution denoiser.
+from orthogen.networks.patch_super_resolution import (  # noqa: E402
+    PATCH_SUPER_RESOLUTION_PRESETS,
+    PatchSuperResolutionUNet,
+    patch_super_resolution_network,
+)
+
+__all__ += ["PATCH_SUPER_RESOLUTION_PRESETS", "PatchSuperResolutionUNet", "patch_super_resolution_network"]

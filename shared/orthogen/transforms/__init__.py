@@ -50,3 +50,13 @@ __all__ = [
 from orthogen.transforms.prediction_grid import PredictionGridAffined, affine_for_grid  # noqa: E402
 
 __all__ += ["PredictionGridAffined", "affine_for_grid"]
+
+# The (low, high) pair of the knee CT cascade's patch super-resolution model.
+from orthogen.transforms.super_resolution_pair import SuperResolutionPair, SuperResolutionPaird  # noqa: E402
+
+__all__ += ["SuperResolutionPair", "SuperResolutionPaird"]
+
+# The mean and standard deviation of K samples, split for the writer.
+from orthogen.transforms.sample_statistics import SplitSampleStatisticsd  # noqa: E402
+
+__all__ += ["SplitSampleStatisticsd"]
