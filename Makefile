@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 OUT ?= output/demo
 
-.PHONY: setup demo test test-slow bench bench-setup spine-x2ct-model knee-radiograph-data knee-radiograph-models knee-radiograph-table knee-ct-data knee-ct-model serve-deps orthanc serve demo-study stop zoo clean
+.PHONY: setup demo test test-slow bench bench-setup spine-x2ct-model knee-radiograph-data knee-radiograph-models knee-radiograph-table knee-ct-data knee-ct-model knee-ct-sr-data knee-ct-sr-model serve-deps orthanc serve demo-study stop zoo clean
 
 setup: $(STAMP)
 
@@ -129,6 +129,17 @@ KNEE_CT_EPOCHS ?= 54
 knee-ct-model: knee-ct-data
 	cd $(KNEE_CT) && ../../$(BIN)/python -m monai.bundle run training --config_file configs/train.json \
 		--meta_file configs/metadata.json --logging_file configs/logging.conf --max_epochs $(KNEE_CT_EPOCHS)
+
+# The shipped super-resolution weights (models/model_sr.pt): 48 phantom knees (seeds 600-647) at 160^3 x 1 mm ->
+# 128^3 view-aligned cubes (split 8:1:1 by knee) -> 32^3 -> 128^3 pairs, 32^3 training patches, 60 epochs.
+knee-ct-sr-data: setup
+	rm -rf output/knee_sr_phantoms $(KNEE_CT)/data/knee_ct_sr
+	$(BIN)/orthogen phantom knee --seed 600 --count 48 --shape 160 --spacing 1.0 --out output/knee_sr_phantoms > /dev/null
+	$(BIN)/orthogen prepare knee-ct output/knee_sr_phantoms --out $(KNEE_CT)/data/knee_ct_sr --size 128 --drr-size 64 --workers 2
+
+knee-ct-sr-model: knee-ct-sr-data
+	cd $(KNEE_CT) && ../../$(BIN)/python -m monai.bundle run training --config_file configs/train_sr.json \
+		--meta_file configs/metadata.json --logging_file configs/logging.conf
 
 # The bundles as a local MONAI model zoo: <name>_v<version>.zip (git-tracked files, deterministic) + model_info.json (sha256).
 ZOO ?= output/zoo

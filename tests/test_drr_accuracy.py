@@ -1,6 +1,4 @@
 """DRR line integrals against closed-form chord lengths through analytic ellipsoids and cylinders."""
-import math
-
 import numpy as np
 import pytest
 import torch

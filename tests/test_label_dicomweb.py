@@ -28,6 +28,8 @@ from orthogen.serving.server_process import is_alive, port_is_free
 from label_app_studies import write_label_app_studies
 from repo_scripts import load_script
 
+pytestmark = pytest.mark.slow  # Orthanc + a MONAI Label server + headless Chromium: ~1.5 min (make test-slow)
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "knee_xray2ct_diffusion"
 SIZE = 32  # the demo knee CT's grid (128 mm: 4 mm voxels); its DRRs are 64 x 64

@@ -5,6 +5,8 @@ MONAI Label's train subprocess), GET /train/ shows it, and the next /infer runs 
 """
 from __future__ import annotations
 
+import pytest
+
 import time
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from orthogen.serving.label_server import LabelServer
 
 from label_app_studies import write_label_app_studies
 from repo_scripts import load_script
+
+pytestmark = pytest.mark.slow  # a MONAI Label server that fine-tunes two bundles: ~1.5 min (make test-slow)
 
 MODEL = "knee_radiograph_diffusion_unet_contour_bone"
 

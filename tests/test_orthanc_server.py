@@ -228,5 +228,5 @@ def test_no_server_is_one_line_before_rendering(served, capsys):
     assert load_demo_study.main(["--url", f"http://127.0.0.1:{port}"]) == 1
     assert capsys.readouterr().err == (f"error: http://127.0.0.1:{port}: cannot connect (ConnectionError); expected "
                                        "a running Orthanc (`make orthanc`)\n")
-    with pytest.raises(load_demo_study.UploadError, match=rf"/nothing/dicom-web/studies\?limit=1: answered HTTP 404"):
+    with pytest.raises(load_demo_study.UploadError, match=r"/nothing/dicom-web/studies\?limit=1: answered HTTP 404"):
         load_demo_study.check_dicomweb(f"{server.url}/nothing")

@@ -27,8 +27,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-from orthogen.data.ct_folder import case_name, ct_volumes_with_unique_names, find_ct_volumes, render_each_ct
+from orthogen.data.ct_folder import case_name, ct_volumes_with_unique_names, render_each_ct
 from orthogen.errors import InputError
 from orthogen.io.atomic_write import atomic_file
 

@@ -20,7 +20,6 @@ bent at the knee (thigh along the femur, shank along the tibia), air outside.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
