@@ -93,7 +93,7 @@ def _x2ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], list[
                       if n.endswith(f"_v{X2CT_DEMO_VERTEBRA}"))
     h5 = write_x2ct_case(out_dir / "x2ct" / f"{name}.h5", case)
     parser.update({"bundle_root": str(bundle_dir), "input_h5": str(h5), "output_dir": str(out_dir / "x2ct"),
-                   "data_label": "phantom", "device": "$torch.device('cpu')"})
+                   "data_label": "phantom", "device": "$torch.device('cpu')", "samples": KNEE_CT_DEMO_SAMPLES})
     parser.get_parsed_content("evaluator").run()
     ct_path = out_dir / "x2ct" / f"{name}_ct.nii.gz"
     predicted = read_ct(ct_path).numpy()
@@ -154,11 +154,14 @@ def _knee_radiograph_row(bundle_dir: Path, out_dir: Path) -> tuple[MontageRow, l
 KNEE_CT_DEMO_SEED = 7
 KNEE_CT_DEMO_GRID = ((96, 96, 96), (1.6, 1.6, 1.6))
 KNEE_CT_DEMO_CUBE = 64
+#: CTs sampled for the knee's uncertainty row (their per-voxel mean is the CT shown, their std beside it).
+KNEE_CT_DEMO_SAMPLES = 2
 
 
 def _knee_ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], list[Path]]:
     """Run the bundle's default inference on the AP + lateral DRRs of a fresh phantom knee; rows: truth,
-    generated CT with its bone Dice / ASSD after rigid registration."""
+    generated CT (the mean of ``KNEE_CT_DEMO_SAMPLES`` samples) with its bone Dice / ASSD after rigid
+    registration, and the samples' per-voxel standard deviation."""
     parser = ConfigParser()
     parser.read_config(bundle_dir / "configs" / "inference.json")
     parser.read_meta(bundle_dir / "configs" / "metadata.json")
@@ -169,7 +172,7 @@ def _knee_ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], li
     case = knee_ct_case(source.image, prep)
     h5 = write_x2ct_case(out_dir / "knee_ct" / f"{name}.h5", case)
     parser.update({"bundle_root": str(bundle_dir), "input_h5": str(h5), "output_dir": str(out_dir / "knee_ct"),
-                   "data_label": "phantom", "device": "$torch.device('cpu')"})
+                   "data_label": "phantom", "device": "$torch.device('cpu')", "samples": KNEE_CT_DEMO_SAMPLES})
     inferer = parser.get_parsed_content("inferer")
     parser.get_parsed_content("evaluator").run()
     ct_path = out_dir / "knee_ct" / f"{name}_ct.nii.gz"
@@ -183,7 +186,13 @@ def _knee_ct_rows(bundle_dir: Path, out_dir: Path) -> tuple[list[MontageRow], li
                    [("DRR AP (input)", case.ap), ("DRR lateral (input)", case.lateral)]),
         MontageRow(f"nested diffusion CT, {generated.shape[0]}^3", generated.numpy(), generated.affine.numpy(), [], note),
     ]
-    return rows, [h5, ct_path]
+    std_path = out_dir / "knee_ct" / f"{name}_ct_std.nii.gz"
+    std = read_ct(std_path).numpy()
+    rows.append(MontageRow(f"std of {KNEE_CT_DEMO_SAMPLES} samples, HU", std, generated.affine.numpy(),
+                           window_hu=(0.0, max(float(np.percentile(std, 99.5)), 1.0)),
+                           note=f"per-voxel std of {KNEE_CT_DEMO_SAMPLES} CTs\n(seeds 0-{KNEE_CT_DEMO_SAMPLES - 1}), "
+                                f"mean {float(std.mean()):.0f} HU"))
+    return rows, [h5, ct_path, std_path]
 
 
 def run_demo(out_dir: str | Path = "output/demo", seed: int = 0,
