@@ -158,7 +158,7 @@ def test_guidance_renders_the_true_ct_onto_its_own_input_views(prepared_knee):
 
 def test_guidance_steps_raise_the_re_projection_psnr_of_a_wrong_estimate(prepared_knee):
     x0, views, spacing = prepared_knee
-    guidance = ProjectionGuidance(0.05)
+    guidance = ProjectionGuidance(0.5)
     correct = guidance.correction(views[None], torch.tensor([spacing]))
     estimate = [torch.nn.functional.avg_pool3d(x0[None, None], 4).mean().expand(1, 1, 32, 32, 32).clone()]
 

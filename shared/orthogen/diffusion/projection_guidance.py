@@ -8,9 +8,13 @@ predicted clean CT x0 (highest resolution, data units [-1, 1]) is rendered by th
 differentiable DRR projector (:func:`orthogen.drr.render_drr`) in the geometry the knee CT data were
 prepared with, and moved one normalised gradient step down the views' mean squared error,
 
-    x0 <- x0 - weight * g / rms(g),   g = d/dx0 mean_views ||DRR(x0) - view||^2,
+    x0 <- x0 - weight * (L / ||g||^2) g,   L = mean over views and pixels of (DRR(x0) - view)^2,  g = dL/dx0,
 
-so ``weight`` is the step in data units per voxel (RMS; 0.02 is about 25 HU) whatever the loss's scale.
+a Polyak step: to first order it removes the fraction ``weight`` of the loss (1: all of it, if the
+projection were linear), so the step shrinks as the views come to agree and ``weight`` does not depend
+on the loss's scale or the volume's size. (A step of fixed size per voxel, ``weight * g / rms(g)``, was
+tried first: at 0.02 it raised bone Dice on two validation knees but lowered their re-projection PSNR,
+from 20.7 to 19.5 dB, by overshooting once the views were close.)
 The sampler then continues from the moved x0 (:class:`orthogen.diffusion.NestedDDIMSampler`'s
 ``x0_correction``). ``weight = 0`` is off.
 
@@ -66,7 +70,8 @@ class ProjectionGuidance:
     """The x0 correction of projection-guided sampling (see the module docstring).
 
     Args:
-        weight: step per DDIM step in data units per voxel (RMS); 0 turns guidance off.
+        weight: the fraction of the views' squared error each DDIM step removes to first order (0 turns
+            guidance off; at most 1).
         hu_min, hu_max: the HU window the diffusion's [-1, 1] maps to.
         source_to_isocenter_mm, source_to_detector_mm, energy_kev: the DRR geometry and energy the
             training views were rendered with (the knee CT preparation's defaults).
@@ -77,8 +82,8 @@ class ProjectionGuidance:
                  source_to_isocenter_mm: float = 1000.0, source_to_detector_mm: float = 1500.0,
                  energy_kev: float = 60.0, xray_threshold: float | str = 0.02):
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
-                math.isfinite(weight) and weight >= 0):
-            raise InputError(f"expected a number >= 0 (0: off), got {weight!r}", "guidance_weight")
+                math.isfinite(weight) and 0 <= weight <= 1):
+            raise InputError(f"expected a number from 0 (off) to 1, got {weight!r}", "guidance_weight")
         self.weight, self.hu_min, self.hu_max = float(weight), float(hu_min), float(hu_max)
         self.source_to_isocenter_mm, self.source_to_detector_mm = source_to_isocenter_mm, source_to_detector_mm
         self.energy_kev, self.xray_threshold = energy_kev, xray_threshold
@@ -120,8 +125,8 @@ class ProjectionGuidance:
                     rendered = self.views_of(estimate, float(spacing[b]), views.shape[-1])
                     loss = torch.mean((rendered - views[b].to(rendered.dtype)) ** 2)
                     (gradient,) = torch.autograd.grad(loss, estimate)
-                rms = gradient.pow(2).mean().sqrt().clamp(min=1e-12)
-                moved.append((estimate.detach() - self.weight * gradient / rms)[None])
+                step = float(loss.detach()) / float(gradient.pow(2).sum().clamp(min=1e-20))
+                moved.append((estimate.detach() - self.weight * step * gradient)[None])
             return [*x0[:-1], torch.stack(moved).clamp(-1.0, 1.0)]
 
         return correct
