@@ -32,9 +32,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from tqdm import tqdm
 
@@ -44,6 +42,7 @@ from orthogen.errors import InputError
 from orthogen.transforms.super_resolution_pair import SUPER_RESOLUTION_FACTOR, upsample_volume
 
 logger = logging.getLogger(__name__)
+
 
 def super_resolution_passes(resolution: int, output_resolution: int | None) -> int:
     """The x4 passes from a ``resolution``^3 CT to ``output_resolution``^3 (None: 0).
@@ -151,10 +150,6 @@ class PatchSuperResolution:
                                          x0_range=(-2.0 * self.residual_scale, 2.0 * self.residual_scale))
         self.nfe = 0
 
-    def output_resolution(self, resolution: int) -> int:
-        """The cube edge after this object's passes from ``resolution``."""
-        return int(resolution) * SUPER_RESOLUTION_FACTOR ** self.passes
-
     def describe(self) -> str:
         return (f"patch diffusion SR x{SUPER_RESOLUTION_FACTOR ** self.passes} ({self.passes} pass(es), "
                 f"{self.patch_size}^3 patches, {self.steps} DDIM steps)")
@@ -200,10 +195,3 @@ class PatchSuperResolution:
                     f"{self.nfe - calls_before} network calls, {time.perf_counter() - start:.1f} s")
         return high
 
-
-def residual_scale_of(high: np.ndarray | torch.Tensor, factor: int = SUPER_RESOLUTION_FACTOR) -> float:
-    """1 / (2 std) of the data-unit residual ``high - upsample(avg_pool(high))`` of cubes (B, 1, R, R, R) in [0, 1]:
-    the ``residual_scale`` that gives the diffusion's data a std of about 0.5 (how the configs' value was chosen)."""
-    high = torch.as_tensor(high).float()
-    residual = 2.0 * (high - upsample_volume(F.avg_pool3d(high, factor), factor))
-    return float(1.0 / (2.0 * residual.std()))
