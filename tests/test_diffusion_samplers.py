@@ -28,6 +28,7 @@ from orthogen.diffusion import (
     ProbabilityFlowHeunSampler,
     ReverseDiffusionPredictor,
     SDEdit,
+    StochasticHeunSampler,
 )
 from orthogen.errors import InputError
 
@@ -75,6 +76,29 @@ def pc_gaussian_std(sampler: PredictorCorrectorSampler, snr: float | None) -> fl
         e_mean = (1 - d / v) ** 2 * e
         e = e_mean + d
     return math.sqrt(e_mean)
+
+
+def heun_gaussian_std(sampler: ProbabilityFlowHeunSampler) -> float:
+    """Expected final std of the (stochastic) Heun sampler on N(MU, S^2) with the exact score, step by step.
+
+    With that score the slope is linear per pixel: (x - D) / sigma = k(sigma) (x - MU), k = sigma / (S^2 +
+    sigma^2). A step lifts the variance e about MU by the churn (sigma_hat^2 - sigma^2) S_noise^2, then the
+    Heun step of size h = sigma_next - sigma_hat scales x - MU by 1 + h / 2 (k(sigma_hat) + k(sigma_next)
+    (1 + h k(sigma_hat))), the last (Euler) step by 1 + h k(sigma_hat).
+    """
+    sigmas = sampler.sigma_grid().tolist()
+    e = sigmas[0] ** 2 + MU ** 2  # the prior about MU, as in pc_gaussian_std
+
+    def k(sigma):
+        return sigma / (S ** 2 + sigma ** 2)
+    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+        gamma = sampler.churn_factor(sigma) if isinstance(sampler, StochasticHeunSampler) else 0.0
+        sigma_hat = sigma * (1 + gamma)
+        e += (sigma_hat ** 2 - sigma ** 2) * getattr(sampler, "churn_noise", 1.0) ** 2
+        h = sigma_next - sigma_hat
+        a = 1 + h * k(sigma_hat) if i == sampler.steps - 1 else 1 + h / 2 * (k(sigma_hat) + k(sigma_next) * (1 + h * k(sigma_hat)))
+        e *= a * a
+    return math.sqrt(e)
 
 
 def mean_tolerance(std):
@@ -156,6 +180,51 @@ def test_predictor_alone_follows_the_step_recursion(sde):
     assert abs(x.mean().item() - MU) < mean_tolerance(S)
 
 
+def test_heun_variance_recursion_gives_the_odes_known_bias(sde):
+    """The recursion of the stochastic tests, at churn 0: the ODE's 0.5031 quoted in the module docstring."""
+    assert heun_gaussian_std(ProbabilityFlowHeunSampler(sde)) == pytest.approx(0.5031, abs=5e-5)
+
+
+@pytest.mark.parametrize("churn", [40.0, 10.0])
+def test_stochastic_heun_gives_the_std_its_step_recursion_predicts(sde, churn):
+    """Default churn (capped: gamma = sqrt(2) - 1 for sigma in [0.01, 10]) predicts 0.5139, churn 10 0.5084:
+    the churn steps add their own discretisation error on top of the ODE's 0.5031."""
+    sampler = StochasticHeunSampler(sde, churn=churn)
+    x = sampler.sample(gaussian_score, SHAPE, generator=seeded(0))
+    assert sampler.nfe == 99
+    expected = heun_gaussian_std(sampler)
+    assert expected > heun_gaussian_std(ProbabilityFlowHeunSampler(sde)) + 0.004
+    assert abs(x.std().item() - expected) < std_tolerance(S)
+    assert abs(x.mean().item() - MU) < mean_tolerance(S)  # the churn forgets the prior's offset
+
+
+def test_stochastic_heun_without_churn_is_the_ode_sampler(sde):
+    ode = ProbabilityFlowHeunSampler(sde, steps=20, data_range=(0.0, 1.0))
+    still = StochasticHeunSampler(sde, steps=20, data_range=(0.0, 1.0), churn=0.0)
+    a = ode.sample(bounded_mixture_score, (4, 1, 8, 8), generator=seeded(5))
+    b = still.sample(bounded_mixture_score, (4, 1, 8, 8), generator=seeded(5))
+    assert torch.equal(a, b)
+
+
+def test_stochastic_heun_lifts_the_level_only_inside_the_churn_range(sde):
+    """Each step's first evaluation is at sigma_hat = sigma (1 + gamma) inside [S_tmin, S_tmax], at sigma outside."""
+    levels = []
+
+    def score(x, sigma):
+        levels.append(sigma[0].item())
+        return gaussian_score(x, sigma)
+    sampler = StochasticHeunSampler(sde, steps=10, churn=2.0, churn_range=(1.0, 50.0))
+    sampler.sample(score, (1, 1, 4, 4), generator=seeded())
+    grid = sampler.sigma_grid().tolist()
+    firsts = levels[0::2]  # Heun: two evaluations a step, one in the last
+    for sigma, first in zip(grid[:-1], firsts):
+        gamma = 0.2 if 1.0 <= sigma <= 50.0 else 0.0
+        assert first == pytest.approx(sigma * (1 + gamma), rel=1e-5)
+    assert firsts[0] == pytest.approx(grid[0], rel=1e-6)  # sigma_max = 128 is above S_tmax
+    assert sampler.churn_factor(5.0) == pytest.approx(0.2)
+    assert StochasticHeunSampler(sde, steps=10, churn=100.0).churn_factor(5.0) == pytest.approx(math.sqrt(2) - 1)
+
+
 def test_ode_and_pc_agree_with_each_other(gaussian_samples):
     ode, _ = gaussian_samples["ode"]
     pc, _ = gaussian_samples["pc_snr016"]
@@ -165,8 +234,9 @@ def test_ode_and_pc_agree_with_each_other(gaussian_samples):
 
 @pytest.mark.parametrize("make_sampler", [
     lambda sde: ProbabilityFlowHeunSampler(sde),
+    lambda sde: StochasticHeunSampler(sde),
     lambda sde: PredictorCorrectorSampler(sde, steps=250, snr=0.16),
-], ids=["ode", "pc"])
+], ids=["ode", "stochastic_heun", "pc"])
 def test_samplers_recover_a_two_mode_mixture(make_sampler, sde):
     """Mode weights within 4 SE (binomial, 0.0072) + 0.01 for the discretisation; mean and std likewise."""
     sampler = make_sampler(sde)
@@ -185,7 +255,8 @@ def test_samplers_recover_a_two_mode_mixture(make_sampler, sde):
 @pytest.mark.parametrize("make_sampler", [
     lambda sde: PredictorCorrectorSampler(sde, steps=30),
     lambda sde: ProbabilityFlowHeunSampler(sde, steps=10),
-], ids=["pc", "ode"])
+    lambda sde: StochasticHeunSampler(sde, steps=10),
+], ids=["pc", "ode", "stochastic_heun"])
 def test_same_seed_same_sample(make_sampler, sde):
     sampler = make_sampler(sde)
     a = sampler.sample(gaussian_score, (2, 1, 8, 8), generator=seeded(7))
@@ -209,6 +280,7 @@ def test_network_evaluations_are_counted(sde):
         (PredictorCorrectorSampler(sde, steps=20, predictor="none"), 20),
         (ProbabilityFlowHeunSampler(sde, steps=10), 19),
         (ProbabilityFlowHeunSampler(sde, steps=1), 1),
+        (StochasticHeunSampler(sde, steps=10), 19),
     ]
     for sampler, expected in cases:
         calls.clear()
@@ -307,6 +379,12 @@ def test_langevin_step_uses_each_samples_own_norms():
     (lambda sde: PredictorCorrectorSampler(sde, corrector_steps=0), "corrector_steps"),
     (lambda sde: PredictorCorrectorSampler("ve"), "sde"),
     (lambda sde: ProbabilityFlowHeunSampler(sde, steps=0), "steps"),
+    (lambda sde: StochasticHeunSampler(sde, churn=-1.0), "churn"),
+    (lambda sde: StochasticHeunSampler(sde, churn=float("inf")), "churn"),
+    (lambda sde: StochasticHeunSampler(sde, churn_range=(10.0, 1.0)), "churn_range"),
+    (lambda sde: StochasticHeunSampler(sde, churn_range=5.0), "churn_range"),
+    (lambda sde: StochasticHeunSampler(sde, churn_noise=0.0), "churn_noise"),
+    (lambda sde: StochasticHeunSampler(sde, steps=0), "steps"),
     (lambda sde: SDEdit(PredictorCorrectorSampler(sde), t0=0.0), "t0"),
     (lambda sde: SDEdit(PredictorCorrectorSampler(sde), t0=1.5), "t0"),
     (lambda sde: SDEdit(PredictorCorrectorSampler(sde), t0=float("nan")), "t0"),

@@ -133,7 +133,7 @@ def test_the_default_inference_command_runs_with_the_shipped_ctm_weights(tmp_pat
     segmentation[20:44, 24:40] = 255
     Image.fromarray(segmentation).save(tmp_path / "seg.png")
     _bundle("inference", ["inference.json"], BUNDLE, "--input_segmentation", str(tmp_path / "seg.png"),
-            "--sampler", "ode", "--steps", "3", "--output_dir", str(tmp_path / "out"))
+            "--sampler", "stochastic_heun", "--churn", "5.0", "--steps", "3", "--output_dir", str(tmp_path / "out"))
     with Image.open(tmp_path / "out" / "seg_radiograph.png") as picture:
         generated = np.asarray(picture, dtype=np.float64) / 65535.0
     assert generated.shape == (64, 64) and np.isfinite(generated).all()

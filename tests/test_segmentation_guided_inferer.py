@@ -1,4 +1,4 @@
-"""The segmentation -> radiograph inferer: the three methods, both samplers, K samples, seeds, NFE."""
+"""The segmentation -> radiograph inferer: the three methods, the three samplers, K samples, seeds, NFE."""
 import pytest
 import torch
 
@@ -65,6 +65,20 @@ def test_same_seed_same_radiographs_other_seed_others():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_the_stochastic_heun_sampler_is_chosen_by_name_with_its_churn_and_described():
+    inferer = SegmentationGuidedInferer("ctm", "stochastic_heun", steps=6, sde=SDE, churn=3.0, seed=2)
+    out = inferer(_segmentation(), gaussian_score)
+    assert out.shape == (2, 1, 8, 8) and inferer.nfe == 2 * 6 - 1
+    assert inferer.sampler.churn == 3.0 and inferer.sampler.data_range == (0.0, 1.0)
+    assert inferer.describe() == "CTM, stochastic Heun sampler, 11 NFE per sample"
+    # the churn draws from the seeded generator: another seed, another radiograph; no churn, the ODE's
+    other = SegmentationGuidedInferer("ctm", "stochastic_heun", steps=6, sde=SDE, churn=3.0, seed=3)
+    assert not torch.equal(out, other(_segmentation(), gaussian_score))
+    still = SegmentationGuidedInferer("ctm", "stochastic_heun", steps=6, sde=SDE, churn=0.0, seed=2)
+    ode = SegmentationGuidedInferer("ctm", "ode", steps=6, sde=SDE, seed=2)
+    assert torch.equal(still(_segmentation(), gaussian_score), ode(_segmentation(), gaussian_score))
+
+
 def test_unet_is_one_clamped_evaluation():
     inferer = SegmentationGuidedInferer("unet")
     out = inferer(_segmentation(), lambda seg: 2.0 * seg - 0.25)
@@ -74,7 +88,7 @@ def test_unet_is_one_clamped_evaluation():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"method": "gan"}, "method: expected one of ctm, csm, unet, got 'gan'"),
-    ({"method": "ctm", "sampler": "euler"}, "sampler: expected one of pc, ode, got 'euler'"),
+    ({"method": "ctm", "sampler": "euler"}, "sampler: expected one of pc, ode, stochastic_heun, got 'euler'"),
     ({"method": "ctm", "samples": 0}, "samples: expected a whole number >= 1"),
     ({"method": "unet", "samples": 4}, "samples: the U-Net is deterministic"),
 ])

@@ -13,6 +13,7 @@ from typing import Any
 
 from lib.bundle_catalogue import KIND_PARAMETERS, SEGMENTATION_TO_RADIOGRAPH, XRAY_TO_CT, BundleModel
 
+from orthogen.diffusion.segmentation_guided_inferer import SAMPLERS
 from orthogen.errors import InputError
 
 #: The file each kind's bundle writes into its output folder (one per request), as a glob pattern.
@@ -30,7 +31,8 @@ PARAMETER_HELP = {
     "slice_thickness": "mm > 0: the CT slice thickness the model is conditioned on; required for radiograph files",
     "seed": "whole number >= 0: the sampler's seed (the same seed gives the same result on one device)",
     "steps": "whole number >= 1: sampler network calls (null: the bundle's default)",
-    "sampler": "'pc' (predictor-corrector, the paper's) or 'ode' (Heun probability-flow, ~10x fewer calls)",
+    "sampler": "'pc' (predictor-corrector, the paper's), 'ode' (Heun probability-flow, ~10x fewer calls) or "
+               "'stochastic_heun' (Heun steps with noise churn, as few calls)",
     "label_tag": f"which of the image's datastore labels is the segmentation (default {DEFAULT_LABEL_TAG!r})",
 }
 
@@ -87,7 +89,7 @@ PARAMETER_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "slice_thickness": positive_number,
     "seed": whole_number(0),
     "steps": whole_number(1),
-    "sampler": choice("pc", "ode"),
+    "sampler": choice(*SAMPLERS),
 }
 ALL_PARAMETERS = sorted({p for params in KIND_PARAMETERS.values() for p in params})
 

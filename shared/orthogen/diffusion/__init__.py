@@ -4,7 +4,7 @@ SDEdit, and the denoising score matching loss.
 Every sampler takes a score function ``score_fn(x, sigma) -> score`` (x (B, C, *spatial), sigma (B,)
 noise std in data units); a network never knows its sampler, and a conditional network is wrapped
 by :class:`ConditionedScore`. References: Song et al. 2021 (score SDEs; yang-song/score_sde_pytorch),
-Karras et al. 2022 (Heun probability-flow sampler), Meng et al. 2022 (SDEdit).
+Karras et al. 2022 (Heun probability-flow and stochastic samplers), Meng et al. 2022 (SDEdit).
 """
 from orthogen.diffusion.conditioned_score import ConditionedScore, conditioned
 from orthogen.diffusion.correctors import CORRECTORS, Corrector, LangevinCorrector, NoneCorrector, corrector_by_name
@@ -20,6 +20,7 @@ from orthogen.diffusion.probability_flow import ProbabilityFlowHeunSampler
 from orthogen.diffusion.score_evaluation_counter import ScoreEvaluationCounter
 from orthogen.diffusion.score_matching_loss import DenoisingScoreMatchingLoss, gaussian_data_loss_minimum
 from orthogen.diffusion.sdedit import SDEdit
+from orthogen.diffusion.stochastic_heun import StochasticHeunSampler
 from orthogen.diffusion.segmentation_guided_inferer import METHODS, SAMPLERS, SegmentationGuidedInferer
 from orthogen.diffusion.ve_sde import VESDE
 
@@ -41,6 +42,7 @@ __all__ = [
     "SDEdit",
     "SegmentationGuidedInferer",
     "ScoreEvaluationCounter",
+    "StochasticHeunSampler",
     "VESDE",
     "conditioned",
     "corrector_by_name",

@@ -104,8 +104,9 @@ class ProbabilityFlowHeunSampler:
         counted = ScoreEvaluationCounter(score_fn)
         levels = sigmas.to(device=x.device, dtype=x.dtype)
         disable = None if self.progress is None else not self.progress
-        for i in tqdm(range(self.steps), desc="ODE sampling", disable=disable, leave=False):
-            sigma, sigma_next = levels[i], levels[i + 1]
+        for i in tqdm(range(self.steps), desc=self.progress_label, disable=disable, leave=False):
+            x, sigma = self._churn(x, levels[i], generator)
+            sigma_next = levels[i + 1]
             slope = self._slope(counted, x, sigma)
             x_euler = x + (sigma_next - sigma) * slope
             if i == self.steps - 1:
@@ -114,8 +115,15 @@ class ProbabilityFlowHeunSampler:
                 slope_next = self._slope(counted, x_euler, sigma_next)
                 x = x + (sigma_next - sigma) * 0.5 * (slope + slope_next)
         self.nfe = counted.count
-        logger.info("ODE sampler (Heun): %d steps from t=%g, %d network evaluations", self.steps, t_start, self.nfe)
+        logger.info("%s: %d steps from t=%g, %d network evaluations", self.log_name, self.steps, t_start, self.nfe)
         return x
+
+    progress_label = "ODE sampling"
+    log_name = "ODE sampler (Heun)"
+
+    def _churn(self, x: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None):
+        """The state and level a step starts from: unchanged on the deterministic ODE."""
+        return x, sigma
 
     def _slope(self, score_fn: ScoreFunction, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """dx / dsigma = (x - D(x; sigma)) / sigma, D = x + sigma^2 score, clipped to ``data_range`` if set."""

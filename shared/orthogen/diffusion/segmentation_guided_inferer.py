@@ -7,9 +7,10 @@ Mei et al. (segmentation-guided knee radiograph generation) compare:
 - ``"unet"``: a U-Net regressing the radiograph from the segmentation (L1), the baseline.
 
 The sampler of the two score methods is ``"pc"`` (predictor-corrector, the seed's; ``steps`` noise
-levels, two network evaluations each) or ``"ode"`` (the Heun probability-flow sampler, ``2 steps - 1``
+levels, two network evaluations each), ``"ode"`` (the Heun probability-flow sampler, ``2 steps - 1``
 evaluations, its denoiser clipped to the radiographs' range [0, 1]: see
-:mod:`orthogen.diffusion.probability_flow`). The network is whatever the bundle built; this object never looks inside it.
+:mod:`orthogen.diffusion.probability_flow`) or ``"stochastic_heun"`` (the same steps with Karras et al.'s
+noise churn between them, as many evaluations: :mod:`orthogen.diffusion.stochastic_heun`). The network is whatever the bundle built; this object never looks inside it.
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from orthogen.diffusion.conditioned_score import ConditionedScore
 from orthogen.diffusion.pc_sampler import PredictorCorrectorSampler
 from orthogen.diffusion.probability_flow import ProbabilityFlowHeunSampler
 from orthogen.diffusion.sdedit import SDEdit
+from orthogen.diffusion.stochastic_heun import StochasticHeunSampler
 from orthogen.diffusion.ve_sde import VESDE
 from orthogen.errors import InputError
 
 METHODS = ("ctm", "csm", "unet")
-SAMPLERS = ("pc", "ode")
+SAMPLERS = ("pc", "ode", "stochastic_heun")
 RADIOGRAPH_RANGE = (0.0, 1.0)
 """The value range of the radiographs generated (and of the training DRRs)."""
 
@@ -34,11 +36,12 @@ class SegmentationGuidedInferer(Inferer):
 
     Args:
         method: ``"ctm"``, ``"csm"`` or ``"unet"`` (see the module docstring).
-        sampler: ``"pc"`` or ``"ode"`` (score methods only).
-        steps: noise levels of a full run; None: the SDE's N (PC) or 50 (ODE, 99 evaluations).
+        sampler: ``"pc"``, ``"ode"`` or ``"stochastic_heun"`` (score methods only).
+        steps: noise levels of a full run; None: the SDE's N (PC) or 50 (the Heun samplers, 99 evaluations).
         sde: the VE-SDE the score model was trained on; None: sigma 0.01-128, N = 500 (the seed's).
         t0: SDEdit's start time for ``"csm"``.
         snr: the Langevin corrector's signal-to-noise ratio (PC).
+        churn: S_churn of the stochastic Heun sampler (see :class:`StochasticHeunSampler`).
         samples: K samples per segmentation (their spread is the per-pixel std map); 1 for ``"unet"``.
         seed: seed of all sampling noise (same seed, same radiographs).
 
@@ -47,7 +50,7 @@ class SegmentationGuidedInferer(Inferer):
     """
 
     def __init__(self, method: str, sampler: str = "pc", steps: int | None = None, sde: VESDE | None = None,
-                 t0: float = 0.4, snr: float = 0.4, samples: int = 1, seed: int = 0):
+                 t0: float = 0.4, snr: float = 0.4, churn: float = 40.0, samples: int = 1, seed: int = 0):
         super().__init__()
         if method not in METHODS:
             raise InputError(f"expected one of {', '.join(METHODS)}, got {method!r}", "method")
@@ -61,9 +64,12 @@ class SegmentationGuidedInferer(Inferer):
         self.sde = sde or VESDE()
         if sampler == "pc":
             self.sampler = PredictorCorrectorSampler(self.sde, steps=steps, snr=snr)
-        else:
+        elif sampler == "ode":
             self.sampler = ProbabilityFlowHeunSampler(self.sde, steps=50 if steps is None else steps,
                                                       data_range=RADIOGRAPH_RANGE)
+        else:
+            self.sampler = StochasticHeunSampler(self.sde, steps=50 if steps is None else steps,
+                                                 data_range=RADIOGRAPH_RANGE, churn=churn)
         self.sdedit = SDEdit(self.sampler, t0) if method == "csm" else None
         self.sampler_name = sampler
         self.nfe = 0
@@ -95,4 +101,5 @@ class SegmentationGuidedInferer(Inferer):
         if self.method == "unet":
             return "U-Net (1 evaluation)"
         per_sample = self.nfe // self.samples if self.nfe else "?"
-        return f"{self.method.upper()}, {self.sampler_name.upper()} sampler, {per_sample} NFE per sample"
+        sampler = "stochastic Heun" if self.sampler_name == "stochastic_heun" else self.sampler_name.upper()
+        return f"{self.method.upper()}, {sampler} sampler, {per_sample} NFE per sample"
