@@ -18,7 +18,7 @@ from 20.7 to 19.5 dB, by overshooting once the views were close.)
 The sampler then continues from the moved x0 (:class:`orthogen.diffusion.NestedDDIMSampler`'s
 ``x0_correction``). ``weight = 0`` is off.
 
-**Geometry** (:func:`orthogen.data.x2ct_prepare.view_aligned_drrs`): the generated cube is view-aligned
+**Geometry** (:func:`orthogen.data.x2ct_prepare.view_aligned_drr_images`, the preparation's own): the generated cube is view-aligned
 ("IAL": rows inferior, then anterior, then patient left), centred on the isocentre, its edge ``S *
 pixel_spacing`` mm (S x S input views of ``pixel_spacing`` mm at the isocentre); cone beam with the
 preparation's source-isocentre and source-detector distances; AP at gantry 0 degrees, lateral at 90,
@@ -39,10 +39,6 @@ import torch.nn.functional as F
 
 from orthogen.errors import InputError
 from orthogen.transforms.intensity import HU_WINDOW_MAX, HU_WINDOW_MIN
-
-#: Gantry angles of the two input views, degrees.
-VIEW_ANGLES_DEG = (0.0, 90.0)
-
 
 def preprocessed_like_a_radiograph(image: torch.Tensor, size: int, threshold: float | str = 0.02) -> torch.Tensor:
     """(R, C) DRR in [0, 1] -> (size, size): :class:`orthogen.transforms.XrayPreprocess`'s steps, differentiable.
@@ -95,17 +91,13 @@ class ProjectionGuidance:
     def views_of(self, x0: torch.Tensor, pixel_spacing: float, size: int) -> torch.Tensor:
         """(2, S, S) AP and lateral DRRs in [0, 1] of one cube (r, r, r) in data units, differentiably."""
         from orthogen.data.biplanar_input import view_aligned_affine  # the loader's cube, not a data dependency
-        from orthogen.drr import ProjectionGeometry, render_drr
+        from orthogen.data.x2ct_prepare import view_aligned_drr_images  # the preparation's own geometry
 
         r = x0.shape[-1]
-        edge_mm = size * float(pixel_spacing)
-        affine = torch.as_tensor(view_aligned_affine((edge_mm / r,) * 3, r))
+        affine = view_aligned_affine((size * float(pixel_spacing) / r,) * 3, r)
         hu = (x0 + 1.0) / 2.0 * (self.hu_max - self.hu_min) + self.hu_min
-        detector_mm = edge_mm / size * self.magnification
-        geometry = ProjectionGeometry((size, size), (detector_mm, detector_mm), self.source_to_isocenter_mm,
-                                      self.source_to_detector_mm)
-        image = render_drr(hu, affine, geometry, list(VIEW_ANGLES_DEG), energy_kev=self.energy_kev).image
-        return torch.stack([preprocessed_like_a_radiograph(view, size, self.xray_threshold) for view in image])
+        ap, lateral, _, _ = view_aligned_drr_images(hu, affine, self, detector_pixels=size)
+        return torch.stack([preprocessed_like_a_radiograph(view, size, self.xray_threshold) for view in (ap, lateral)])
 
     def correction(self, views: torch.Tensor, pixel_spacing: torch.Tensor):
         """The sampler's ``x0_correction(x0 list, t) -> x0 list`` for a batch's views (B, 2, S, S) in [0, 1]
