@@ -135,6 +135,19 @@ def test_a_volume_all_bone_is_a_closed_box():
     np.testing.assert_allclose(mesh.bounds, [[-reach] * 3, [6.0 + reach, 8.0 + reach, 10.0 + reach]], atol=1e-5)
 
 
+@pytest.mark.parametrize("edge", [32, 33, 34])
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_a_bone_cut_by_the_field_of_view_closes_at_every_step_size(edge, step):
+    """A rod through the whole volume: both cut ends must close for any marching-cubes step (a step of 2
+    on an even padded size once skipped the last air layer and left the far end open)."""
+    volume = np.full((edge, edge, edge), -1000.0, np.float32)
+    across = np.arange(edge) - edge / 2
+    volume[(across[:, None] ** 2 + across[None, :] ** 2 < 40)] = 1000.0  # a rod along the last axis
+    mesh = bone_surface_mesh(volume, np.eye(4), step_size=step)
+    assert mesh.is_watertight
+    assert 0.7 < mesh.volume / float((volume > 200).sum()) < 1.0  # coarser steps cut corners
+
+
 def test_a_failed_stl_write_leaves_nothing(tmp_path, monkeypatch):
     mesh = trimesh.creation.icosphere()
 

@@ -28,7 +28,8 @@ CT, VIEWS = 16, 32  # prepared CT cube and radiograph sizes of the tests
 SMALL = ["--image_size", str(VIEWS), "--resolutions", "[8]"]
 TRAIN = ["--batch_size", "2", "--max_epochs", "1", "--train#trainer#epoch_length", "1"]
 FAST = ["--steps", "2", "--metric_report#registration",
-        "{'shrink_factors': [1], 'smoothing_sigmas': [0.0], 'iterations': 5}"]
+        "{'shrink_factors': [1], 'smoothing_sigmas': [0.0], 'iterations': 5}",
+        "--fid_feature_weights", str(BUNDLE / "models" / "slice_features.pt")]  # the shipped FID network
 
 _run = partial(run_bundle, CONFIGS, meta_and_logging=True)
 
@@ -142,6 +143,13 @@ def test_evaluation_writes_the_metric_table_beside_the_mean_volume_baseline(trai
     for key in ("bone_dice", "bone_assd_mm", "PSNR_3D", "SSIM", "reprojection_psnr_mean"):
         assert key in rows[0] and np.isfinite(float(rows[-1][key])) or key == "bone_assd_mm", key
     assert "knee CT metric table" in log and "bone_dice" in log and "mean training volume" in log
+    fid = {r["method"]: r for r in csv.DictReader((root / "eval" / "knee_ct_metrics_fid.csv").open())}
+    assert set(fid) == {"nested diffusion", "mean training volume"}
+    for row in fid.values():
+        assert row["data"] == "phantom" and row["feature_network"] == "SliceFeatureNet[slice_features.pt]"
+        per_plane = [float(row[f"FID_{p}"]) for p in ("axial", "coronal", "sagittal")]
+        assert all(v >= 0 for v in per_plane) and float(row["FID_overall"]) == pytest.approx(np.mean(per_plane))
+    assert "slice FID, nested diffusion vs the real CTs" in log and "FID [SliceFeatureNet[slice_features.pt]]" in log
 
 
 def test_the_next_stage_starts_from_the_previous_stages_weights(trained):

@@ -16,8 +16,12 @@ the real one (``label``, (1, R, R, R), R a multiple of r) and so is the mean-tra
 
 At the end of the run the mean table (model beside baseline) is logged at INFO level with
 ``data_label`` and a CSV with one row per case and method plus the two means is written atomically.
-The slice FID (:mod:`orthogen.metrics.slice_fid`) is not part of it: it needs a feature network and
-many cases (see the bundle's docs).
+
+With a ``feature_network`` the report adds the slice FID (:mod:`orthogen.metrics.slice_fid`), a metric of
+the whole set rather than of a case: the axial, coronal and sagittal slices of all generated CTs against
+those of all real CTs (average-pooled to the generated grid, as for PSNR), and the same for the baseline
+(the one mean volume on every case's grid). Each FID is logged with the feature network's name, and the
+two rows go to ``<output_csv stem>_fid.csv`` (method, data, feature network, FID per plane, overall).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from orthogen.errors import InputError
 from orthogen.handlers.metric_report import ModelVsBaselineReport
@@ -62,7 +67,12 @@ class KneeCTMetricReport(ModelVsBaselineReport):
             None: its defaults.
         bone_threshold_hu, registration: bone threshold and keyword arguments of
             :func:`orthogen.metrics.bone_overlap` (e.g. ``shrink_factors`` for small cubes).
+        feature_network: the slice FID's feature network ((N, 1, H, W) [0, 1] -> (N, F), its ``name``
+            printed with every FID; e.g. :func:`orthogen.networks.slice_feature_network`); None: no FID.
         name: logger name (default: the engine's).
+
+    Attributes:
+        fid: method -> :class:`orthogen.metrics.slice_fid.SliceFID` (after COMPLETED, with a feature network).
     """
 
     model_name = MODEL
@@ -72,13 +82,52 @@ class KneeCTMetricReport(ModelVsBaselineReport):
     def __init__(self, baseline_volume: np.ndarray, output_csv: str | Path, data_label: str,
                  hu_min: float = -1024.0, hu_max: float = 1476.0, preparation=None,
                  bone_threshold_hu: float = BONE_THRESHOLD_HU, registration: dict | None = None,
-                 name: str | None = None):
+                 feature_network: nn.Module | None = None, name: str | None = None):
         from orthogen.data.knee_ct_prepare import KneeCTPreparation
 
         super().__init__(baseline_volume, output_csv, data_label, name)
         self.hu_min, self.hu_max = float(hu_min), float(hu_max)
         self.preparation = preparation or KneeCTPreparation()
         self.bone_threshold_hu, self.registration = bone_threshold_hu, dict(registration or {})
+        self.feature_network = feature_network
+
+    def reset(self) -> None:
+        super().reset()
+        self.volumes: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"real": [], MODEL: [], BASELINE: []}
+        self.fid: dict = {}
+
+    def collect(self, item: dict) -> None:
+        """Score the case (see :class:`ModelVsBaselineReport`); keep its three CTs (HU, affine) for the FID."""
+        super().collect(item)
+        if self.feature_network is None:
+            return
+        pred = item["pred"][0].detach().cpu().numpy().astype(np.float32)
+        label = item["label"][0].detach().cpu().numpy().astype(np.float32)
+        affine = np.asarray(item["image"].meta["affine"], dtype=np.float64)
+        pred_affine = affine_for_grid(affine, label.shape, pred.shape)
+        for method, volume in (("real", pooled(label, pred.shape[-1])), (MODEL, pred),
+                               (BASELINE, self.baseline_for(pred))):
+            self.volumes[method].append((self._hu(volume), pred_affine))
+
+    def report(self) -> None:
+        """The per-case table (see :class:`ModelVsBaselineReport`), then the slice FIDs if asked."""
+        super().report()
+        if self.feature_network is None:
+            return
+        from orthogen.metrics.slice_fid import feature_network_name, slice_features, slice_fid_of_features
+
+        network = feature_network_name(self.feature_network)
+        real = slice_features(self.volumes["real"], self.feature_network, name="real CTs")
+        rows = []
+        for method in (MODEL, BASELINE):
+            features = slice_features(self.volumes[method], self.feature_network, name=method)
+            self.fid[method] = slice_fid_of_features(features, real, network, names=(method, "real CTs"))
+            self.logger.info(f"slice FID, {method} vs the real CTs, {len(self.volumes['real'])} "
+                             f"{self.data_label} test cases: {self.fid[method]}")
+            rows.append({"method": method, "data": self.data_label, **self.fid[method].as_dict()})
+        path = self.output_csv.with_name(self.output_csv.stem + "_fid.csv")
+        self.write_csv(rows, list(rows[0]), path)
+        self.logger.info(f"slice FID table: {path}")
 
     def _hu(self, volume: np.ndarray) -> np.ndarray:
         return (np.clip(volume, 0.0, 1.0) * (self.hu_max - self.hu_min) + self.hu_min).astype(np.float32)

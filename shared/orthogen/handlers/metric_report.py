@@ -64,13 +64,14 @@ class MetricReport:
         """Log the table and write :attr:`output_csv`."""
         raise NotImplementedError
 
-    def write_csv(self, rows: Sequence[dict], columns: Sequence[str]) -> None:
-        """``rows`` under the header ``columns`` to :attr:`output_csv`, atomically (temporary file, rename)."""
+    def write_csv(self, rows: Sequence[dict], columns: Sequence[str], path: Path | None = None) -> None:
+        """``rows`` under the header ``columns`` to ``path`` (default :attr:`output_csv`), atomically
+        (temporary file, rename)."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
-        with atomic_file(self.output_csv) as tmp:
+        with atomic_file(self.output_csv if path is None else path) as tmp:
             tmp.write_text(buffer.getvalue())
 
 

@@ -7,8 +7,9 @@ RAS mm affine, so the mesh overlays the CT it came from in any viewer that uses 
 
 The isosurface is scikit-image's ``measure.marching_cubes`` (Lewiner et al. 2003's topologically
 consistent variant of Lorensen & Cline 1987, "Marching cubes: a high resolution 3D surface
-construction algorithm", SIGGRAPH). The volume is first padded by one voxel of air (-1024 HU) on every
-side: a bone cut by the field of view (a femoral shaft leaving the top of a knee scan) would otherwise
+construction algorithm", SIGGRAPH). The volume is first padded with air (-1024 HU) on every side, one
+voxel before and, after, as many as put marching cubes' last sample (every ``step_size``-th voxel) on
+air: a bone cut by the field of view (a femoral shaft leaving the top of a knee scan) would otherwise
 end in an open hole, and a printer or a volume measurement needs a closed (watertight) surface. The
 pad shifts voxel indices by one, which is undone before the affine. Faces are wound so that normals
 point out of the bone (a positive enclosed volume) for any affine: one with negative diagonal entries
@@ -105,7 +106,11 @@ def bone_surface_mesh(volume_hu, affine, threshold_hu: float = 200.0, min_compon
         raise InputError(f"no voxel above {threshold:g} HU: no bone to mesh (highest is {float(volume.max()):g} HU)",
                          "volume_hu")
 
-    padded = np.pad(volume.astype(np.float32), 1, constant_values=AIR_HU)  # float32: marching_cubes' type
+    # One voxel of air before each axis and enough after it that marching cubes, sampling every
+    # step_size-th voxel from index 0, lands on air at the end too: with a one-voxel pad a step of 2 skips
+    # the last (air) layer whenever the padded size is even, and the surface stays open there.
+    after = [1 + (-(n + 1)) % step_size for n in volume.shape]
+    padded = np.pad(volume.astype(np.float32), [(1, a) for a in after], constant_values=AIR_HU)  # marching cubes' type
     # "ascent" winds the faces so that, in the (X, Y, Z) index frame, normals point from high HU to
     # low: out of the bone (skimage's default "descent" would give a negative enclosed volume).
     # allow_degenerate=False: a voxel exactly at the level puts several cube edges' vertices on one grid
