@@ -357,7 +357,7 @@ BUNDLE_ROWS: list[BadInput] = [
     BadInput("knee-method-unknown", _knee_inference("seg", "--method", "gan"),
              bundle_error(r"method: expected one of ctm, csm, unet, got 'gan'$"), cwd=_in_knee_bundle),
     BadInput("knee-sampler-unknown", _knee_inference("seg", "--sampler", "euler"),
-             bundle_error(r"sampler: expected one of pc, ode, got 'euler'$"), cwd=_in_knee_bundle),
+             bundle_error(r"sampler: expected one of pc, ode, stochastic_heun, got 'euler'$"), cwd=_in_knee_bundle),
     BadInput("x2ct-ap-text", _x2ct_inference("dx_text"), bundle_error(r"notes\.dcm: not a readable DICOM"),
              cwd=_in_x2ct_bundle, slow=True),
     BadInput("x2ct-ap-truncated", _x2ct_inference("dx_truncated"), bundle_error(r"truncated\.dcm: "),
