@@ -28,6 +28,15 @@ def positive_number(value, name: str) -> float:
     return float(value)
 
 
+def number_in_range(value, name: str, low: float = 0.0, high: float = math.inf, meaning: str = "") -> float:
+    """``value`` as a finite float with ``low <= value <= high``; ``meaning`` (e.g. " (0: off)") follows the range."""
+    if (not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value)
+            or not low <= value <= high):
+        bounds = f">= {low:g}" if math.isinf(high) else f"from {low:g} to {high:g}"
+        raise InputError(f"expected a finite number {bounds}{meaning}, got {value!r}", name)
+    return float(value)
+
+
 def start_time(value, name: str, eps: float = 0.0) -> float:
     """``value`` as a float in (eps, 1]: a diffusion time to start the reverse process from."""
     if (not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value)

@@ -31,12 +31,12 @@ scores (:class:`orthogen.handlers.KneeCTMetricReport`).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from orthogen.diffusion.arguments import number_in_range
 from orthogen.errors import InputError
 from orthogen.transforms.intensity import HU_WINDOW_MAX, HU_WINDOW_MIN
 
@@ -77,10 +77,8 @@ class ProjectionGuidance:
     def __init__(self, weight: float = 0.0, hu_min: float = HU_WINDOW_MIN, hu_max: float = HU_WINDOW_MAX,
                  source_to_isocenter_mm: float = 1000.0, source_to_detector_mm: float = 1500.0,
                  energy_kev: float = 60.0, xray_threshold: float | str = 0.02):
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
-                math.isfinite(weight) and 0 <= weight <= 1):
-            raise InputError(f"expected a number from 0 (off) to 1, got {weight!r}", "guidance_weight")
-        self.weight, self.hu_min, self.hu_max = float(weight), float(hu_min), float(hu_max)
+        self.weight = number_in_range(weight, "guidance_weight", 0.0, 1.0, meaning=" (0: off)")
+        self.hu_min, self.hu_max = float(hu_min), float(hu_max)
         self.source_to_isocenter_mm, self.source_to_detector_mm = source_to_isocenter_mm, source_to_detector_mm
         self.energy_kev, self.xray_threshold = energy_kev, xray_threshold
 

@@ -27,6 +27,7 @@ from orthogen.errors import InputError
 
 METHODS = ("ctm", "csm", "unet")
 SAMPLERS = ("pc", "ode", "stochastic_heun")
+SAMPLER_LABELS = {"pc": "PC", "ode": "ODE", "stochastic_heun": "stochastic Heun"}
 RADIOGRAPH_RANGE = (0.0, 1.0)
 """The value range of the radiographs generated (and of the training DRRs)."""
 
@@ -97,9 +98,16 @@ class SegmentationGuidedInferer(Inferer):
         return torch.cat(samples, dim=1).clamp(0.0, 1.0)
 
     def describe(self) -> str:
-        """The method, sampler and NFE in words, for tables and DICOM descriptions."""
+        """The method, sampler and NFE of the last call in words, for tables."""
         if self.method == "unet":
-            return "U-Net (1 evaluation)"
+            return f"{method_label(self.method, self.sampler_name)} (1 evaluation)"
         per_sample = self.nfe // self.samples if self.nfe else "?"
-        sampler = "stochastic Heun" if self.sampler_name == "stochastic_heun" else self.sampler_name.upper()
-        return f"{self.method.upper()}, {sampler} sampler, {per_sample} NFE per sample"
+        return f"{method_label(self.method, self.sampler_name)}, {per_sample} NFE per sample"
+
+
+def method_label(method: str, sampler: str) -> str:
+    """The method and sampler in words ("CTM, stochastic Heun sampler"; "U-Net baseline"), for tables and
+    DICOM series descriptions."""
+    if method == "unet":
+        return "U-Net baseline"
+    return f"{method.upper()}, {SAMPLER_LABELS.get(sampler, sampler)} sampler"

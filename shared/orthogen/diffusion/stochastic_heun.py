@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from orthogen.diffusion.arguments import positive_number
+from orthogen.diffusion.arguments import number_in_range, positive_number
 from orthogen.diffusion.probability_flow import ProbabilityFlowHeunSampler
 from orthogen.diffusion.ve_sde import VESDE
 from orthogen.errors import InputError
@@ -46,15 +46,13 @@ class StochasticHeunSampler(ProbabilityFlowHeunSampler):
                  data_range: tuple[float, float] | None = None, progress: bool | None = None,
                  churn: float = 40.0, churn_range: tuple[float, float] = (0.01, 10.0), churn_noise: float = 1.0):
         super().__init__(sde, steps=steps, rho=rho, eps=eps, data_range=data_range, progress=progress)
-        if isinstance(churn, bool) or not isinstance(churn, (int, float)) or not math.isfinite(churn) or churn < 0:
-            raise InputError(f"expected a finite number >= 0, got {churn!r}", "churn")
         try:
             low, high = (float(v) for v in churn_range)
         except (TypeError, ValueError):
             raise InputError(f"expected (S_tmin, S_tmax) noise levels, got {churn_range!r}", "churn_range") from None
         if not 0 <= low <= high:
             raise InputError(f"expected 0 <= S_tmin <= S_tmax, got {churn_range!r}", "churn_range")
-        self.churn = float(churn)
+        self.churn = number_in_range(churn, "churn")
         self.churn_range = (low, high)
         self.churn_noise = positive_number(churn_noise, "churn_noise")
 

@@ -96,17 +96,13 @@ class KneeCTMetricReport(ModelVsBaselineReport):
         self.volumes: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"real": [], MODEL: [], BASELINE: []}
         self.fid: dict = {}
 
-    def collect(self, item: dict) -> None:
-        """Score the case (see :class:`ModelVsBaselineReport`); keep its three CTs (HU, affine) for the FID."""
-        super().collect(item)
+    def keep_case(self, pred: np.ndarray, baseline: np.ndarray, label: np.ndarray, item: dict) -> None:
+        """Keep the case's three CTs (HU, the generated grid's affine) for the slice FID, if one is asked."""
         if self.feature_network is None:
             return
-        pred = item["pred"][0].detach().cpu().numpy().astype(np.float32)
-        label = item["label"][0].detach().cpu().numpy().astype(np.float32)
-        affine = np.asarray(item["image"].meta["affine"], dtype=np.float64)
-        pred_affine = affine_for_grid(affine, label.shape, pred.shape)
-        for method, volume in (("real", pooled(label, pred.shape[-1])), (MODEL, pred),
-                               (BASELINE, self.baseline_for(pred))):
+        pred_affine = affine_for_grid(np.asarray(item["image"].meta["affine"], dtype=np.float64),
+                                      label.shape, pred.shape)
+        for method, volume in (("real", pooled(label, pred.shape[-1])), (MODEL, pred), (BASELINE, baseline)):
             self.volumes[method].append((self._hu(volume), pred_affine))
 
     def report(self) -> None:

@@ -85,7 +85,8 @@ class ModelVsBaselineReport(MetricReport):
     """Per-case metrics of the model's ``pred`` and of the baseline volume against ``label``; means side by side.
 
     Subclasses set ``model_name``, ``metric_keys`` and ``title`` and implement :meth:`case_metrics`
-    (and :meth:`baseline_for` when the baseline must be fitted to the prediction's grid).
+    (and :meth:`baseline_for` when the baseline must be fitted to the prediction's grid, :meth:`keep_case`
+    when a metric of the whole set needs the volumes).
 
     Args:
         baseline_volume: the mean training CT (D, H, W) in [0, 1].
@@ -128,8 +129,13 @@ class ModelVsBaselineReport(MetricReport):
                              f"{label.shape}", "label")
         case = case_name(item, len(self.rows))
         self.rows.append({"case": case, "method": self.model_name, **self.case_metrics(pred, label, item)})
+        baseline = self.baseline_for(pred)
         self.rows.append({"case": case, "method": self.baseline_name,
-                          **self.case_metrics(self.baseline_for(pred), label, item)})
+                          **self.case_metrics(baseline, label, item)})
+        self.keep_case(pred, baseline, label, item)
+
+    def keep_case(self, pred: np.ndarray, baseline: np.ndarray, label: np.ndarray, item: dict) -> None:
+        """Called with each scored case's volumes (as :meth:`case_metrics` gets them); here: nothing kept."""
 
     def report(self) -> None:
         if not self.rows:
