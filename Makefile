@@ -125,7 +125,7 @@ knee-ct-data: setup
 		seed=$$((seed + 20)); done
 	$(BIN)/orthogen prepare knee-ct output/knee_ct_phantoms --out $(KNEE_CT)/data/knee_ct --size 64 --drr-size 128 --workers 2
 
-KNEE_CT_EPOCHS ?= 54
+KNEE_CT_EPOCHS ?= 85
 knee-ct-model: knee-ct-data
 	cd $(KNEE_CT) && ../../$(BIN)/python -m monai.bundle run training --config_file configs/train.json \
 		--meta_file configs/metadata.json --logging_file configs/logging.conf --max_epochs $(KNEE_CT_EPOCHS)
