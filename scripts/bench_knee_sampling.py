@@ -58,7 +58,11 @@ def main() -> None:
     parser.add_argument("--condition", default="contour_bone", choices=["contour", "contour_bone"])
     parser.add_argument("--weights", type=Path, default=None, help="default: the bundle's models/<name>.pt")
     parser.add_argument("--images", type=int, default=8,
-                        help="test images, evenly spaced over the split (as evaluate.json's --test_images)")
+                        help="images, evenly spaced over the split (as evaluate.json's --test_images)")
+    parser.add_argument("--split", default="test", choices=["test", "validation"],
+                        help="the prepared split to sample (validation: to choose weights without the test split)")
+    parser.add_argument("--samplers", nargs="+", default=[name for name, _ in SAMPLERS],
+                        choices=[name for name, _ in SAMPLERS], help="which samplers to run (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-label", default="phantom", help="what the prepared dataset is: phantom or real")
@@ -69,16 +73,16 @@ def main() -> None:
     network, sde, preprocessing, training, weights = bundle_pieces(args.bundle, args.method, args.condition,
                                                                    args.weights)
     dataset_dir = args.bundle / "data" / "knee_radiographs"
-    datalist = segmentation_datalist("", dataset_dir, "test", args.condition, images=args.images)
+    datalist = segmentation_datalist("", dataset_dir, args.split, args.condition, images=args.images)
     items = [preprocessing(item) for item in datalist]
     segmentation = torch.stack([item["image"].as_tensor() for item in items])
     truth = [item["label"].as_tensor() for item in items]
     print(f"Knee radiograph sampling, {args.method.upper()} ({args.condition}), weights {weights}, "
-          f"{len(items)} {args.data_label} test images at {tuple(segmentation.shape[-2:])}, "
+          f"{len(items)} {args.data_label} {args.split} images at {tuple(segmentation.shape[-2:])}, "
           f"{args.threads} CPU threads, seed {args.seed}")
     print(f"{'sampler':15s} {'NFE/image':>10s} {'s/image':>9s} {'MAE':>18s} {'PSNR dB':>16s}")
     results = []
-    for sampler, steps in SAMPLERS:
+    for sampler, steps in (entry for entry in SAMPLERS if entry[0] in args.samplers):
         inferer = SegmentationGuidedInferer(args.method, sampler, steps=steps, sde=sde, seed=args.seed)
         start = time.perf_counter()
         generated = inferer(segmentation, network)
@@ -86,14 +90,16 @@ def main() -> None:
         scores = [radiograph_metrics(generated[i, :1], truth[i]) for i in range(len(items))]
         mae, psnr = (mean_std([s[key] for s in scores]) for key in ("MAE", "PSNR"))
         results.append({"sampler": sampler, "nfe_per_image": inferer.nfe, "seconds_per_image": seconds,
-                        "mae": mae, "psnr_db": psnr, "images": len(items), "data": args.data_label})
+                        "mae": mae, "psnr_db": psnr, "images": len(items), "split": args.split,
+                        "data": args.data_label})
         print(f"{sampler:15s} {inferer.nfe:10d} {seconds:9.2f} {mae[0]:9.4f} +- {mae[1]:.4f} "
               f"{psnr[0]:8.2f} +- {psnr[1]:.2f}", flush=True)
     baseline = mean_training_radiograph(training, preprocessing)
     scores = [radiograph_metrics(baseline, truth[i]) for i in range(len(items))]
     mae, psnr = (mean_std([s[key] for s in scores]) for key in ("MAE", "PSNR"))
     results.append({"sampler": "mean training radiograph (baseline)", "nfe_per_image": 0, "seconds_per_image": 0.0,
-                    "mae": mae, "psnr_db": psnr, "images": len(items), "data": args.data_label})
+                    "mae": mae, "psnr_db": psnr, "images": len(items), "split": args.split,
+                    "data": args.data_label})
     print(f"{'baseline':15s} {0:10d} {0.0:9.2f} {mae[0]:9.4f} +- {mae[1]:.4f} {psnr[0]:8.2f} +- {psnr[1]:.2f}"
           "   (the mean training radiograph; it ignores the segmentation)")
     if args.json:

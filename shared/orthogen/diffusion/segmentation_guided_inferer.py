@@ -26,8 +26,9 @@ from orthogen.diffusion.ve_sde import VESDE
 from orthogen.errors import InputError
 
 METHODS = ("ctm", "csm", "unet")
-SAMPLERS = ("pc", "ode", "stochastic_heun")
 SAMPLER_LABELS = {"pc": "PC", "ode": "ODE", "stochastic_heun": "stochastic Heun"}
+"""Each sampler's name (as `--sampler` takes it) and its words in tables and DICOM descriptions."""
+SAMPLERS = tuple(SAMPLER_LABELS)
 RADIOGRAPH_RANGE = (0.0, 1.0)
 """The value range of the radiographs generated (and of the training DRRs)."""
 
