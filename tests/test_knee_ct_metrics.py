@@ -305,8 +305,9 @@ def test_reprojection_bad_inputs(knee):
 
 # --- the evaluation report's slice FID ---------------------------------------------------------------
 
-def test_the_knee_ct_report_scores_the_sets_slice_fid_model_beside_baseline(tmp_path):
-    """A "model" that returns the real CT has FID ~0; the mean volume on every case has a positive one."""
+def test_the_knee_ct_report_scores_the_sets_slice_fid_model_beside_baseline(tmp_path, caplog):
+    """A "model" that returns the real CT has FID ~0; the mean volume on every case has a positive one;
+    the log and both CSVs name the data and the split."""
     import csv
 
     from monai.data import MetaTensor
@@ -318,19 +319,24 @@ def test_the_knee_ct_report_scores_the_sets_slice_fid_model_beside_baseline(tmp_
     torch.manual_seed(0)
     report = KneeCTMetricReport(np.mean(unit, axis=0), tmp_path / "metrics.csv", "phantom",
                                 registration={"shrink_factors": [1], "smoothing_sigmas": [0.0], "iterations": 3},
-                                feature_network=slice_feature_network(features=8, channels=(8, 8)))
+                                feature_network=slice_feature_network(features=8, channels=(8, 8)), split="validation")
     for i, (ct, volume) in enumerate(zip(cts, unit)):
         views = MetaTensor(torch.zeros(2, 16, 16), meta={"affine": ct.affine, "filename_or_obj": f"knee_{i}.h5"})
         label = torch.from_numpy(volume)[None]
         report.collect({"pred": label.clone(), "label": label, "image": views})
-    report.report()
+    with caplog.at_level("INFO"):
+        report.report()
+    assert "knee CT metric table, 3 phantom validation cases (mean)" in caplog.text
+    assert "slice FID, nested diffusion vs the real CTs, 3 phantom validation cases: " in caplog.text
     model, baseline = report.fid["nested diffusion"], report.fid["mean training volume"]
     assert model.network == baseline.network == "SliceFeatureNet[untrained]"
     assert model.slices["axial"] == (48, 48)  # 16 slices a plane, 3 cases, both sets
     assert model.overall < 1e-6 * baseline.overall and baseline.overall > 0
     rows = {r["method"]: r for r in csv.DictReader((tmp_path / "metrics_fid.csv").open())}
     assert float(rows["mean training volume"]["FID_overall"]) == pytest.approx(baseline.overall)
-    assert rows["nested diffusion"]["data"] == "phantom"
+    assert rows["nested diffusion"]["data"] == "phantom" and rows["nested diffusion"]["split"] == "validation"
+    cases = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert len(cases) == 8 and {(r["data"], r["split"]) for r in cases} == {("phantom", "validation")}
 
 
 def test_the_shipped_fid_network_ranks_blur_noise_and_the_mean_volume_behind_other_knees():

@@ -152,6 +152,18 @@ def test_evaluation_writes_the_metric_table_beside_the_mean_volume_baseline(trai
     assert "slice FID, nested diffusion vs the real CTs" in log and "FID [SliceFeatureNet[slice_features.pt]]" in log
 
 
+def test_evaluation_on_the_validation_split_says_so_and_skips_the_fid_when_asked(trained):
+    root, _ = trained
+    out = root / "eval_validation"
+    log = _ok(_run("evaluating", ["inference.json", "evaluate.json"], root, *SMALL, *FAST, "--split", "validation",
+                   "--slice_fid", "False", "--output_dir", str(out)))
+    n_validation = len(json.loads((root / "data" / "knee_ct" / "datalist.json").read_text())["validation"])
+    assert f"knee CT metric table, {n_validation} phantom validation cases (mean)" in log
+    rows = list(csv.DictReader((out / "knee_ct_metrics.csv").open()))
+    assert len(rows) == 2 * n_validation + 2 and {r["split"] for r in rows} == {"validation"}
+    assert "slice FID" not in log and not (out / "knee_ct_metrics_fid.csv").exists()
+
+
 def test_the_next_stage_starts_from_the_previous_stages_weights(trained):
     root, _ = trained
     log = _ok(_run("training", ["train.json", "train_64.json"], root, "--image_size", str(VIEWS),

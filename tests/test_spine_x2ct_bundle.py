@@ -82,8 +82,8 @@ def test_evaluation_prints_model_and_baseline_and_writes_csv(trained):
     psnr = next(line for line in log.splitlines() if line.startswith("PSNR_3D "))
     assert len(psnr.split()) == 3 and all(10.0 < float(v) < 60.0 for v in psnr.split()[1:])
     rows = (root / "eval" / "x2ct_metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("case,method,data,MAE0")
-    assert all(row.split(",")[2] == "phantom" for row in rows[1:])  # every row names its data
+    assert rows[0].startswith("case,method,data,split,MAE0")
+    assert all(row.split(",")[2:4] == ["phantom", "test"] for row in rows[1:])  # every row names its data and split
     n_test = len(json.loads((root / "data" / "x2ct" / "datalist.json").read_text())["test"])
     assert len(rows) == 1 + 2 * n_test + 2
 

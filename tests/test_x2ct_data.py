@@ -1,5 +1,6 @@
 """X2CT data preparation from phantom spines, the case file, and the bi-planar input loader."""
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -33,6 +34,17 @@ def test_split_is_by_source_case_and_seeded(prepared, tmp_path):
     assert sum(len(datalist[s]) for s in ("training", "validation", "test")) == 20
     assert (root / "ds" / "test.txt").read_text().split() == [i["h5"] for i in datalist["test"]]
     assert json.loads((root / "ds" / "datalist.json").read_text())["test"] == datalist["test"]
+
+
+def test_without_inputs_inference_runs_on_the_split_asked_for_the_test_split_by_default(prepared):
+    from orthogen.data.x2ct_datalist import inference_datalist
+
+    root, datalist = prepared
+    names = lambda items: [Path(i["h5"]).name for i in items]  # noqa: E731
+    assert names(inference_datalist(dataset_dir=root / "ds")) == names(datalist["test"])
+    assert names(inference_datalist(dataset_dir=root / "ds", split="validation")) == names(datalist["validation"])
+    with pytest.raises(InputError, match=r"^split: expected one of \('training', 'validation', 'test'\), got 'tset'$"):
+        inference_datalist(dataset_dir=root / "ds", split="tset")
 
 
 def test_case_file_holds_aligned_views_of_the_cropped_cube(prepared):

@@ -28,8 +28,8 @@ def x2ct_datalist(dataset_dir: str | Path, split: str) -> list[dict[str, str]]:
 
 
 def inference_datalist(ap: str = "", lateral: str = "", h5: str = "", dataset_dir: str | Path = "",
-                       check: Callable[[dict], object] | None = None) -> list[dict]:
-    """What to run inference on: a radiograph pair, a case file, or else the prepared test split.
+                       check: Callable[[dict], object] | None = None, split: str = "test") -> list[dict]:
+    """What to run inference on: a radiograph pair, a case file, or else the prepared ``split`` (default test).
 
     ``check`` (the bundle passes its input loader, :class:`orthogen.data.biplanar_input.LoadBiplanarInputd`)
     is run on a pair or case file given on the command line when the datalist is made, so a missing,
@@ -40,7 +40,7 @@ def inference_datalist(ap: str = "", lateral: str = "", h5: str = "", dataset_di
     elif h5:
         items = [{"h5": str(h5)}]
     else:
-        return x2ct_datalist(dataset_dir, "test")
+        return x2ct_datalist(dataset_dir, split)
     for item in items:
         if check is not None:
             check(item)

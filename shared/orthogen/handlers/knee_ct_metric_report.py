@@ -70,6 +70,7 @@ class KneeCTMetricReport(ModelVsBaselineReport):
         feature_network: the slice FID's feature network ((N, 1, H, W) [0, 1] -> (N, F), its ``name``
             printed with every FID; e.g. :func:`orthogen.networks.slice_feature_network`); None: no FID.
         name: logger name (default: the engine's).
+        split: which prepared split the cases are, in the log and the CSVs.
 
     Attributes:
         fid: method -> :class:`orthogen.metrics.slice_fid.SliceFID` (after COMPLETED, with a feature network).
@@ -82,10 +83,10 @@ class KneeCTMetricReport(ModelVsBaselineReport):
     def __init__(self, baseline_volume: np.ndarray, output_csv: str | Path, data_label: str,
                  hu_min: float = -1024.0, hu_max: float = 1476.0, preparation=None,
                  bone_threshold_hu: float = BONE_THRESHOLD_HU, registration: dict | None = None,
-                 feature_network: nn.Module | None = None, name: str | None = None):
+                 feature_network: nn.Module | None = None, name: str | None = None, split: str = "test"):
         from orthogen.data.knee_ct_prepare import KneeCTPreparation
 
-        super().__init__(baseline_volume, output_csv, data_label, name)
+        super().__init__(baseline_volume, output_csv, data_label, name, split)
         self.hu_min, self.hu_max = float(hu_min), float(hu_max)
         self.preparation = preparation or KneeCTPreparation()
         self.bone_threshold_hu, self.registration = bone_threshold_hu, dict(registration or {})
@@ -118,9 +119,10 @@ class KneeCTMetricReport(ModelVsBaselineReport):
         for method in (MODEL, BASELINE):
             features = slice_features(self.volumes[method], self.feature_network, name=method)
             self.fid[method] = slice_fid_of_features(features, real, network, names=(method, "real CTs"))
-            self.logger.info(f"slice FID, {method} vs the real CTs, {len(self.volumes['real'])} "
-                             f"{self.data_label} test cases: {self.fid[method]}")
-            rows.append({"method": method, "data": self.data_label, **self.fid[method].as_dict()})
+            self.logger.info(f"slice FID, {method} vs the real CTs, {self.cases_label(len(self.volumes['real']))}: "
+                             f"{self.fid[method]}")
+            rows.append({"method": method, "data": self.data_label, "split": self.split,
+                         **self.fid[method].as_dict()})
         path = self.output_csv.with_name(self.output_csv.stem + "_fid.csv")
         self.write_csv(rows, list(rows[0]), path)
         self.logger.info(f"slice FID table: {path}")

@@ -91,6 +91,7 @@ class ModelVsBaselineReport(MetricReport):
     Args:
         baseline_volume: the mean training CT (D, H, W) in [0, 1].
         output_csv, data_label, name: as for :class:`MetricReport`.
+        split: which prepared split the cases are ("test", "validation"), in the log and every CSV row.
 
     Attributes:
         rows: one per case and method; model_mean, baseline_mean: the means (after COMPLETED).
@@ -101,9 +102,13 @@ class ModelVsBaselineReport(MetricReport):
     metric_keys: Sequence[str] = ()
     title = "metric table"
 
-    def __init__(self, baseline_volume: np.ndarray, output_csv: str | Path, data_label: str, name: str | None = None):
+    def __init__(self, baseline_volume: np.ndarray, output_csv: str | Path, data_label: str, name: str | None = None,
+                 split: str = "test"):
         super().__init__(output_csv, data_label, name)
+        if not isinstance(split, str) or not split.strip():
+            raise InputError(f"expected the name of a split (test, validation), got {split!r}", "split")
         self.baseline = np.asarray(baseline_volume, dtype=np.float32)
+        self.split = split
         self.reset()
 
     def reset(self) -> None:
@@ -134,6 +139,10 @@ class ModelVsBaselineReport(MetricReport):
                           **self.case_metrics(baseline, label, item)})
         self.keep_case(pred, baseline, label, item)
 
+    def cases_label(self, count: int) -> str:
+        """``count`` cases in words with their data and split ("10 phantom validation cases")."""
+        return f"{count} {self.data_label} {self.split} cases"
+
     def keep_case(self, pred: np.ndarray, baseline: np.ndarray, label: np.ndarray, item: dict) -> None:
         """Called with each scored case's volumes (as :meth:`case_metrics` gets them); here: nothing kept."""
 
@@ -144,11 +153,12 @@ class ModelVsBaselineReport(MetricReport):
         self.baseline_mean = mean_of(self.rows, self.baseline_name, self.metric_keys)
         table = format_metric_table({self.model_name: self.model_mean, self.baseline_name: self.baseline_mean},
                                     self.metric_keys)
-        self.logger.info(f"{self.title}, {len(self.rows) // 2} {self.data_label} test cases (mean):\n{table}")
-        rows = [{**r, "data": self.data_label} for r in self.rows]
-        rows += [{"case": "MEAN", "method": self.model_name, "data": self.data_label, **self.model_mean},
-                 {"case": "MEAN", "method": self.baseline_name, "data": self.data_label, **self.baseline_mean}]
-        self.write_csv(rows, ["case", "method", "data", *self.metric_keys])
+        self.logger.info(f"{self.title}, {self.cases_label(len(self.rows) // 2)} (mean):\n{table}")
+        labels = {"data": self.data_label, "split": self.split}
+        rows = [{**r, **labels} for r in self.rows]
+        rows += [{"case": "MEAN", "method": self.model_name, **labels, **self.model_mean},
+                 {"case": "MEAN", "method": self.baseline_name, **labels, **self.baseline_mean}]
+        self.write_csv(rows, ["case", "method", "data", "split", *self.metric_keys])
         self.logger.info(f"per-case table: {self.output_csv}")
 
 
