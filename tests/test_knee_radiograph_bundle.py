@@ -56,6 +56,21 @@ def test_each_method_trains_and_writes_its_ema_weights(trained):
     assert list((root / "runs" / "ctm_contour_bone").glob("training_state_checkpoint_epoch=1.pt"))
 
 
+def test_each_epoch_scores_the_ema_on_validation_images_and_keeps_the_best(trained):
+    """Validation after every epoch: PSNR and MAE of the EMA network's radiographs (the stochastic Heun
+    sampler, 10 levels) on the validation split; the best EMA by PSNR is kept beside the last one."""
+    import re
+
+    root, logs = trained
+    for method, name in (("ctm", "ctm_contour_bone"), ("csm", "csm"), ("unet", "unet_contour_bone")):
+        psnr = re.search(r"Key metric: val_psnr best value: ([-\d.]+) at epoch: 1", logs[method])
+        assert psnr and 0.0 < float(psnr.group(1)) < 60.0, logs[method][-2000:]  # 1 epoch: ~5 dB (ctm)
+        assert re.search(r"val_mae: 0\.\d+", logs[method])
+        best = torch.load(root / "runs" / name / "best_validation_psnr.pt", weights_only=True)
+        last = torch.load(root / "models" / f"{name}.pt", weights_only=True)
+        assert set(best) == set(last) and all(torch.equal(best[k], last[k]) for k in last)  # one epoch: the same EMA
+
+
 @pytest.mark.parametrize("method, sampler", [("ctm", "pc"), ("csm", "ode"), ("unet", "pc")])
 def test_default_inference_loads_the_trained_weights_and_writes_a_radiograph_per_test_image(trained, method, sampler):
     root, _ = trained
