@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "knee_radiograph_diffusion"
 CONFIGS = BUNDLE / "configs"
 SIZE = 32  # small images for the tests; the default network is the 64x64 one
-SMALL = ["--image_size", str(SIZE), "--batch_size", "4", "--max_epochs", "1"]
+SMALL = ["--image_size", str(SIZE), "--batch_size", "4", "--max_epochs", "1", "--validation_steps", "2"]
 TRAINING = {"ctm": "train_ctm.json", "csm": "train_csm.json", "unet": "train_unet.json"}
 
 
@@ -58,13 +58,14 @@ def test_each_method_trains_and_writes_its_ema_weights(trained):
 
 def test_each_epoch_scores_the_ema_on_validation_images_and_keeps_the_best(trained):
     """Validation after every epoch: PSNR and MAE of the EMA network's radiographs (the stochastic Heun
-    sampler, 10 levels) on the validation split; the best EMA by PSNR is kept beside the last one."""
+    sampler; 2 levels here, 10 by default) on the validation split; the best EMA by PSNR is kept beside the
+    last one."""
     import re
 
     root, logs = trained
     for method, name in (("ctm", "ctm_contour_bone"), ("csm", "csm"), ("unet", "unet_contour_bone")):
         psnr = re.search(r"Key metric: val_psnr best value: ([-\d.]+) at epoch: 1", logs[method])
-        assert psnr and 0.0 < float(psnr.group(1)) < 60.0, logs[method][-2000:]  # 1 epoch: ~5 dB (ctm)
+        assert psnr and 0.0 < float(psnr.group(1)) < 60.0, logs[method][-2000:]
         assert re.search(r"val_mae: 0\.\d+", logs[method])
         best = torch.load(root / "runs" / name / "best_validation_psnr.pt", weights_only=True)
         last = torch.load(root / "models" / f"{name}.pt", weights_only=True)
