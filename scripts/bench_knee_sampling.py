@@ -61,8 +61,8 @@ def main() -> None:
                         help="images, evenly spaced over the split (as evaluate.json's --test_images)")
     parser.add_argument("--split", default="test", choices=["test", "validation"],
                         help="the prepared split to sample (validation: to choose weights without the test split)")
-    parser.add_argument("--samplers", nargs="+", default=[name for name, _ in SAMPLERS],
-                        choices=[name for name, _ in SAMPLERS], help="which samplers to run (default all)")
+    names = [name for name, _ in SAMPLERS]
+    parser.add_argument("--samplers", nargs="+", default=names, choices=names, help="which samplers to run (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-label", default="phantom", help="what the prepared dataset is: phantom or real")

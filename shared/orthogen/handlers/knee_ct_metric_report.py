@@ -121,8 +121,7 @@ class KneeCTMetricReport(ModelVsBaselineReport):
             self.fid[method] = slice_fid_of_features(features, real, network, names=(method, "real CTs"))
             self.logger.info(f"slice FID, {method} vs the real CTs, {self.cases_label(len(self.volumes['real']))}: "
                              f"{self.fid[method]}")
-            rows.append({"method": method, "data": self.data_label, "split": self.split,
-                         **self.fid[method].as_dict()})
+            rows.append({"method": method, **self.row_labels(), **self.fid[method].as_dict()})
         path = self.output_csv.with_name(self.output_csv.stem + "_fid.csv")
         self.write_csv(rows, list(rows[0]), path)
         self.logger.info(f"slice FID table: {path}")

@@ -139,6 +139,10 @@ class ModelVsBaselineReport(MetricReport):
                           **self.case_metrics(baseline, label, item)})
         self.keep_case(pred, baseline, label, item)
 
+    def row_labels(self) -> dict[str, str]:
+        """The columns that name the data and the split, in every CSV row."""
+        return {"data": self.data_label, "split": self.split}
+
     def cases_label(self, count: int) -> str:
         """``count`` cases in words with their data and split ("10 phantom validation cases")."""
         return f"{count} {self.data_label} {self.split} cases"
@@ -154,7 +158,7 @@ class ModelVsBaselineReport(MetricReport):
         table = format_metric_table({self.model_name: self.model_mean, self.baseline_name: self.baseline_mean},
                                     self.metric_keys)
         self.logger.info(f"{self.title}, {self.cases_label(len(self.rows) // 2)} (mean):\n{table}")
-        labels = {"data": self.data_label, "split": self.split}
+        labels = self.row_labels()
         rows = [{**r, **labels} for r in self.rows]
         rows += [{"case": "MEAN", "method": self.model_name, **labels, **self.model_mean},
                  {"case": "MEAN", "method": self.baseline_name, **labels, **self.baseline_mean}]
