@@ -6,13 +6,8 @@ from monai.losses import PatchAdversarialLoss
 from orthogen.errors import InputError
 from orthogen.losses import ProjectionL1Loss, X2CTLossWeights
 from orthogen.networks import X2CTDiscriminator, X2CTGenerator
-from orthogen.networks.x2ct_gan import (
-    count_parameters,
-    ct_to_view,
-    expand_along_depth,
-    expand_view_to_ct,
-    fuse_views,
-)
+from orthogen.networks.view_geometry import ct_to_view, expand_along_depth, expand_view_to_ct, fuse_views
+from orthogen.networks.x2ct_gan import count_parameters
 
 SMALL_32 = dict(
     in_size=32, base_channels=8, num_dense_layers=(2, 2, 2, 2), growth_rate=8, decoder_channels=(4, 8, 16, 16, 32)

@@ -3,17 +3,11 @@
 Re-implemented after reading the authors' code (github kylekma/X2CT, ``3DGAN/lib/model/nets``); the
 default arguments rebuild the paper's 128^3 network (``multiview_network_denseUNetFuse_transposed``).
 
-Orientation contract (binding; the data pipeline produces exactly this). A CT tensor is
-``(B, C, D, H, W)`` with D = superior->inferior, H = posterior->anterior, W = patient right->left.
-The AP radiograph's rows are D and its columns W, so AP features are expanded along H; the lateral
-radiograph's rows are D and its columns H, so lateral features are expanded along W::
-
-    AP pixel (r, c)      -> CT voxels (r, :, c)
-    lateral pixel (r, c) -> CT voxels (r, c, :)
-
-Each view branch keeps its 3D features in its own frame ``(B, C, depth, row, col)`` (depth = the axis
-its image was expanded along); at every decoder scale both frames are permuted into the CT frame and
-averaged (:func:`fuse_views`), and the average is handed back to each branch, as in the reference.
+Orientation: the contract of :mod:`orthogen.networks.view_geometry` (AP pixel (r, c) -> CT voxels
+(r, :, c), lateral pixel (r, c) -> (r, c, :)). Each view branch keeps its 3D features in its own frame
+``(B, C, depth, row, col)``; at every decoder scale both frames are permuted into the CT frame and
+averaged (:func:`~orthogen.networks.view_geometry.fuse_views`), and the average is handed back to each
+branch, as in the reference.
 
 Differences from the reference (with the reference's weights copied in, the generator's output is
 identical): instance norms keep no running statistics (the reference's test script switches them to
@@ -41,39 +35,7 @@ from monai.networks.utils import normal_init
 from torch import nn
 
 from orthogen.errors import InputError
-
-VIEWS = ("AP", "lateral")
-
-# Permutations from a view's frame (B, C, depth, row, col) to the CT frame (B, C, D, H, W) and back.
-_VIEW_TO_CT = {"AP": (0, 1, 3, 2, 4), "lateral": (0, 1, 3, 4, 2)}
-_CT_TO_VIEW = {"AP": (0, 1, 3, 2, 4), "lateral": (0, 1, 4, 2, 3)}
-
-
-def expand_along_depth(features: torch.Tensor) -> torch.Tensor:
-    """Repeat 2D features along a new depth axis: (B, C, S, S) -> view frame (B, C, S, S, S), no copy."""
-    batch, channels, rows, cols = features.shape
-    return features.unsqueeze(2).expand(batch, channels, rows, rows, cols)
-
-
-def view_to_ct(features: torch.Tensor, view: str) -> torch.Tensor:
-    """Permute a view-frame tensor (B, C, depth, row, col) into the CT frame (B, C, D, H, W)."""
-    return features.permute(*_VIEW_TO_CT[view])
-
-
-def ct_to_view(volume: torch.Tensor, view: str) -> torch.Tensor:
-    """Permute a CT-frame tensor (B, C, D, H, W) into a view's frame (B, C, depth, row, col)."""
-    return volume.permute(*_CT_TO_VIEW[view])
-
-
-def fuse_views(ap_features: torch.Tensor, lateral_features: torch.Tensor) -> torch.Tensor:
-    """Average the AP and lateral view-frame features in the CT frame: -> (B, C, D, H, W)."""
-    return (view_to_ct(ap_features, "AP") + view_to_ct(lateral_features, "lateral")) / 2
-
-
-def expand_view_to_ct(image: torch.Tensor, view: str) -> torch.Tensor:
-    """Back-project a radiograph (B, C, S, S) into CT orientation (B, C, S, S, S) by repetition."""
-    return view_to_ct(expand_along_depth(image), view)
-
+from orthogen.networks.view_geometry import VIEWS, ct_to_view, expand_along_depth, expand_view_to_ct, fuse_views
 
 def count_parameters(network: nn.Module) -> int:
     """Number of trainable parameters of ``network``."""
