@@ -133,7 +133,7 @@ knee-ct-data: setup
 # Two runs, as shipped: the CT-only network (cross-attention alone, the seed's) for KNEE_CT_EPOCHS, then the default
 # phantom_cpu_views network (the views also back-projected) from those weights for KNEE_CT_VIEWS_EPOCHS (seed 3).
 KNEE_CT_EPOCHS ?= 85
-KNEE_CT_VIEWS_EPOCHS ?= 60
+KNEE_CT_VIEWS_EPOCHS ?= 80
 KNEE_CT_TRAIN := cd $(KNEE_CT) && ../../$(BIN)/python -m monai.bundle run training --config_file configs/train.json \
 	--meta_file configs/metadata.json --logging_file configs/logging.conf
 knee-ct-model: knee-ct-data
