@@ -64,6 +64,11 @@ CT_CHANNELS = 1
 """Channels of the CT volume that is denoised (HU mapped to about [-1, 1])."""
 
 
+def denoiser_in_channels(backprojected_views: bool) -> int:
+    """The denoiser's input channels: the CT, and with ``backprojected_views`` one per view (AP, lateral)."""
+    return CT_CHANNELS + (len(VIEWS) if backprojected_views else 0)
+
+
 class BiplanarCTDiffusion(nn.Module):
     """Radiograph encoder + nested 3D denoiser (see the module docstring).
 
@@ -79,7 +84,7 @@ class BiplanarCTDiffusion(nn.Module):
             raise InputError(f"expected the denoiser's cross_attention_dim {denoiser.cross_attention_dim}, got "
                              f"tokens of {encoder.token_dim}", "encoder")
         self.backprojected_views = bool(backprojected_views)
-        expected = CT_CHANNELS + (len(VIEWS) if self.backprojected_views else 0)
+        expected = denoiser_in_channels(self.backprojected_views)
         if denoiser.in_channels != expected:
             raise InputError(f"expected a denoiser with {expected} input channels (backprojected_views="
                              f"{self.backprojected_views}), got {denoiser.in_channels}", "denoiser")
@@ -153,6 +158,6 @@ def biplanar_ct_diffusion(preset: str = "phantom_cpu", resolutions: Sequence[int
     if preset not in BIPLANAR_CT_DIFFUSION_PRESETS:
         raise InputError(f"expected one of {sorted(BIPLANAR_CT_DIFFUSION_PRESETS)}, got {preset!r}", "network_preset")
     names = BIPLANAR_CT_DIFFUSION_PRESETS[preset]
-    in_channels = CT_CHANNELS + (len(VIEWS) if names["backprojected_views"] else 0)
-    denoiser = nested_denoiser(names["denoiser"], tuple(resolutions), in_channels=in_channels, **denoiser_overrides)
+    denoiser = nested_denoiser(names["denoiser"], tuple(resolutions),
+                               in_channels=denoiser_in_channels(names["backprojected_views"]), **denoiser_overrides)
     return BiplanarCTDiffusion(radiograph_encoder(names["encoder"]), denoiser, names["backprojected_views"])

@@ -37,6 +37,7 @@ from torch import nn
 from orthogen.errors import InputError
 from orthogen.networks.view_geometry import VIEWS, ct_to_view, expand_along_depth, expand_view_to_ct, fuse_views
 
+
 def count_parameters(network: nn.Module) -> int:
     """Number of trainable parameters of ``network``."""
     return sum(p.numel() for p in network.parameters() if p.requires_grad)
