@@ -27,10 +27,13 @@ from orthogen.metrics.radiograph import mean_std, radiograph_metrics
 SAMPLERS = [("pc", None), ("ode", 50), ("stochastic_heun", 50)]  # (sampler, steps): PC at the SDE's N = 500 levels
 
 
-def bundle_pieces(bundle: Path, method: str, condition: str, weights: Path | None):
-    """The bundle's own network (with its trained weights), SDE, preprocessing and training datalist."""
+def bundle_pieces(bundle: Path, method: str, condition: str, weights: Path | None, overrides: tuple[str, ...] = ()):
+    """The bundle's own network (with its trained weights), SDE, preprocessing and training datalist.
+
+    ``overrides``: config files of the bundle merged over inference.json, e.g. ``("preconditioned.json",)``.
+    """
     parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.read_config([str(bundle / "configs" / name) for name in ("inference.json", *overrides)])
     parser.read_meta(str(bundle / "configs" / "metadata.json"))
     parser.update({"bundle_root": str(bundle), "method": method, "condition": condition,
                    "device": "$torch.device('cpu')"})
@@ -57,6 +60,8 @@ def main() -> None:
     parser.add_argument("--method", default="ctm", choices=["ctm", "csm"])
     parser.add_argument("--condition", default="contour_bone", choices=["contour", "contour_bone"])
     parser.add_argument("--weights", type=Path, default=None, help="default: the bundle's models/<name>.pt")
+    parser.add_argument("--config", nargs="*", default=[],
+                        help="bundle config files merged over inference.json (e.g. preconditioned.json)")
     parser.add_argument("--images", type=int, default=8,
                         help="images, evenly spaced over the split (as evaluate.json's --test_images)")
     parser.add_argument("--split", default="test", choices=["test", "validation"],
@@ -71,7 +76,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     network, sde, preprocessing, training, weights = bundle_pieces(args.bundle, args.method, args.condition,
-                                                                   args.weights)
+                                                                   args.weights, tuple(args.config))
     dataset_dir = args.bundle / "data" / "knee_radiographs"
     datalist = segmentation_datalist("", dataset_dir, args.split, args.condition, images=args.images)
     items = [preprocessing(item) for item in datalist]

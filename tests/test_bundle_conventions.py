@@ -101,7 +101,7 @@ def _runs(bundle: Path) -> list[tuple[str, ...]]:
     """The sets of config files merged into one run: each standalone config, its overlays, the presets."""
     configs = {p.name for p in (bundle / "configs").glob("*.json")} - {"metadata.json"}
     method_overlays = sorted(c for c in configs if c.startswith("train_") and c not in SECOND_NETWORK_TRAININGS)
-    presets = [c for c in ("paper_scale.json",) if c in configs]
+    presets = [c for c in ("paper_scale.json", "preconditioned.json") if c in configs]
     trainings = [("train.json", m) for m in method_overlays] or [("train.json",)]
     runs = [("inference.json", *presets), ("inference.json", "evaluate.json", *presets)]
     runs += [(*t, *presets) for t in trainings]

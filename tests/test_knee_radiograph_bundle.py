@@ -85,6 +85,22 @@ def test_default_inference_loads_the_trained_weights_and_writes_a_radiograph_per
         assert picture.size == (SIZE, SIZE)
 
 
+def test_the_preconditioned_override_trains_its_own_weights_and_samples_from_them(root, tmp_path):
+    """configs/preconditioned.json (Karras et al.'s preconditioning, beyond the seed) switches training and
+    inference together: the EMA goes to models/ctm_<condition>_preconditioned.pt, which inference loads
+    into the same preconditioned network; the seed-network weights are not touched."""
+    log = _bundle("training", ["train.json", "train_ctm.json", "preconditioned.json"], root, *SMALL,
+                  "--validation_interval", "0", "--output_dir", str(tmp_path / "runs"))
+    assert "Epoch[1] Complete" in log
+    weights = torch.load(root / "models" / "ctm_contour_bone_preconditioned.pt", weights_only=True)
+    assert any(key.startswith("backbone.") for key in weights)
+    out = tmp_path / "eval"
+    _bundle("inference", ["inference.json", "preconditioned.json"], root, "--image_size", str(SIZE),
+            "--sampler", "ode", "--steps", "2", "--output_dir", str(out))
+    test_items = json.loads((root / "data" / "knee_radiographs" / "datalist.json").read_text())["test"]
+    assert len(list(out.glob("*_radiograph.png"))) == len(test_items)
+
+
 def test_a_user_segmentation_gives_k_samples_a_std_map_and_a_dicom_with_spacing(trained, tmp_path):
     import pydicom
 

@@ -9,6 +9,13 @@ t ~ U(eps, 1), z ~ N(0, I),
 The exact score of the perturbed data attains the minimum; for data N(mu, s^2 I) that minimum is
 E_t[s^2 / (s^2 + sigma(t)^2)] per pixel (see :func:`gaussian_data_loss_minimum`). A condition (the
 segmentation of the conditional model) is concatenated after the noisy image channels and never noised.
+
+Beyond the seed, ``sigma_data`` (the data's std) multiplies each sample's term by (sigma^2 + sigma_data^2) /
+sigma_data^2: the loss becomes Karras et al.'s (2022) lambda(sigma) ||D - x||^2 with lambda = 1 / c_out^2,
+the unit-weighted error of a :class:`~orthogen.networks.preconditioned_score.PreconditionedScore`'s
+backbone at every noise level. Under the seed's sigma^2 weighting the denoised image's error at sigma
+counts 1 / sigma^2, so high noise levels, where a conditional model must learn the condition's mean
+image, would barely be trained.
 """
 from __future__ import annotations
 
@@ -29,14 +36,17 @@ class DenoisingScoreMatchingLoss(torch.nn.Module):
     Args:
         sde: the VE-SDE whose sigma(t) perturbs the data.
         eps: the smallest training time (t ~ U(eps, 1)); score_sde uses 1e-5.
+        sigma_data: None: the seed's sigma^2 weighting (score_sde's); the data's std (that of the
+            preconditioned network being trained): Karras et al.'s weighting (see the module docstring).
     """
 
-    def __init__(self, sde: VESDE, eps: float = 1e-5):
+    def __init__(self, sde: VESDE, eps: float = 1e-5, sigma_data: float | None = None):
         super().__init__()
         if not isinstance(sde, VESDE):
             raise InputError(f"expected a VESDE, got {type(sde).__name__}", "sde")
         self.sde = sde
         self.eps = end_time(eps, "eps")
+        self.sigma_data = None if sigma_data is None else positive_number(sigma_data, "sigma_data")
 
     def forward(self, model: ScoreFunction, x: torch.Tensor, condition: torch.Tensor | None = None,
                 generator: torch.Generator | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
@@ -65,6 +75,8 @@ class DenoisingScoreMatchingLoss(torch.nn.Module):
         std = std.reshape(-1, *([1] * (x.ndim - 1)))
         score = ScoreEvaluationCounter(conditioned(model, condition))(mean + std * z, std.reshape(-1))
         per_sample = (std * score + z).pow(2).reshape(batch, -1).mean(dim=1)
+        if self.sigma_data is not None:
+            per_sample = per_sample * (std.reshape(-1) ** 2 + self.sigma_data ** 2) / self.sigma_data ** 2
         return per_sample.mean()
 
 

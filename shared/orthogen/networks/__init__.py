@@ -1,5 +1,6 @@
 """Networks: the X2CT-GAN generator and discriminator; the NCSN++ score network and its U-Net baseline."""
 from orthogen.networks.ncsnpp import NCSNPP_PRESETS, NCSNpp, NCSNppBackbone
+from orthogen.networks.preconditioned_score import PreconditionedScore
 from orthogen.networks.segmentation_to_radiograph import METHOD_INPUT_CHANNELS, segmentation_to_radiograph_network
 from orthogen.networks.slice_features import SliceFeatureNet, slice_feature_network, train_slice_features
 from orthogen.networks.unet_baseline import SegmentationToRadiographUNet
@@ -10,6 +11,7 @@ __all__ = [
     "NCSNPP_PRESETS",
     "NCSNpp",
     "NCSNppBackbone",
+    "PreconditionedScore",
     "SegmentationToRadiographUNet",
     "X2CT_GENERATOR_PRESETS",
     "X2CTDiscriminator",
