@@ -306,6 +306,16 @@ class NCSNppBackbone(nn.Module):
         return found
 
 
+def sigma_per_sample(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """sigma as a ``(B,)`` tensor on ``x``'s device and dtype (one value is repeated for the batch)."""
+    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
+    if sigma.numel() == 1:
+        sigma = sigma.expand(x.shape[0])
+    if sigma.numel() != x.shape[0]:
+        raise InputError(f"expected one noise level or one per sample ({x.shape[0]}), got {sigma.numel()}", "sigma")
+    return sigma
+
+
 class NCSNpp(nn.Module):
     """NCSN++ score network for the VE SDE: ``score = NCSNpp(x, sigma)``, the score of the image channel.
 
@@ -358,19 +368,9 @@ class NCSNpp(nn.Module):
             in_channels, out_channels, channels, attention_resolutions, num_res_blocks, image_size,
             embedding_channels=4 * nf, dropout=dropout, fir=fir)
 
-    def sigma_per_sample(self, sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
-        """sigma as a ``(B,)`` tensor on ``x``'s device and dtype (one value is repeated for the batch)."""
-        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
-        if sigma.numel() == 1:
-            sigma = sigma.expand(x.shape[0])
-        if sigma.numel() != x.shape[0]:
-            raise InputError(f"expected one noise level or one per sample ({x.shape[0]}), got {sigma.numel()}",
-                             "sigma")
-        return sigma
-
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         self.backbone.check_input(x)
-        sigma = self.sigma_per_sample(sigma, x)
+        sigma = sigma_per_sample(sigma, x)
         embedding = self.embedding(self.fourier_projection(sigma))
         score = self.backbone(x, embedding)
         if self.scale_by_sigma:

@@ -33,6 +33,7 @@ from diffusers import EDMEulerScheduler
 from torch import nn
 
 from orthogen.errors import InputError
+from orthogen.networks.ncsnpp import sigma_per_sample
 
 
 class PreconditionedScore(nn.Module):
@@ -69,12 +70,7 @@ class PreconditionedScore(nn.Module):
         if not isinstance(x, torch.Tensor) or x.ndim < 3 or x.shape[1] < self.image_channels:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputError(f"expected (batch, >= {self.image_channels} channels, *spatial), got {got}", "x")
-        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
-        if sigma.numel() == 1:
-            sigma = sigma.expand(x.shape[0])
-        if sigma.numel() != x.shape[0]:
-            raise InputError(f"expected one noise level or one per sample ({x.shape[0]}), got {sigma.numel()}",
-                             "sigma")
+        sigma = sigma_per_sample(sigma, x)
         level = sigma.reshape(-1, *([1] * (x.ndim - 1)))
         image, condition = x[:, :self.image_channels], x[:, self.image_channels:]
         inputs = torch.cat([self.coefficients.precondition_inputs(image, level), condition], dim=1)
