@@ -67,6 +67,7 @@ knee-radiograph-data: setup
 		--size 64 --workers 2
 
 # The contour+bone CTM as shipped (0.4.0): 8 epochs, then 12 more from those EMA weights (a fresh Adam state, seed 1).
+# Then the two preconditioned CTMs (configs/preconditioned.json, 0.5.0): from scratch, 20 and 16 epochs.
 knee-radiograph-models: knee-radiograph-data
 	for run in "ctm contour_bone 8" "unet contour_bone 4" "ctm contour 6" "unet contour 3" "csm contour_bone 2"; do \
 		set -- $$run; \
@@ -77,6 +78,11 @@ knee-radiograph-models: knee-radiograph-data
 		--condition contour_bone --max_epochs 12 --seed 1 --init_from models/ctm_contour_bone.pt \
 		--output_dir runs/ctm_contour_bone_more --ckpt_path runs/ctm_contour_bone_more/ctm_contour_bone.pt
 	cp $(KNEE_RADIOGRAPH)/runs/ctm_contour_bone_more/ctm_contour_bone.pt $(KNEE_RADIOGRAPH)/models/ctm_contour_bone.pt
+	for run in "contour_bone 20" "contour 16"; do \
+		set -- $$run; \
+		($(KNEE_RADIOGRAPH_RUN) training --config_file "['configs/train.json','configs/train_ctm.json','configs/preconditioned.json']" \
+			--bundle_root . --condition $$1 --max_epochs $$2 --output_dir runs/ctm_$$1_preconditioned) || exit 1; \
+	done
 
 # The seed's Table I on the phantom test split (TEST_IMAGES evenly spaced test images; the PC sampler
 # at 1000 NFE takes ~30 s per image on 2 cores): eval/table_one_phantom.csv, printed beside the paper's.

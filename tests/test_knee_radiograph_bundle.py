@@ -183,3 +183,44 @@ def test_each_shipped_model_fits_the_default_network_of_its_method(method, condi
                    "device": "$torch.device('cpu')"})
     loader = parser.get_parsed_content("checkpoint_loader")  # reads and checks the weights: InputError otherwise
     assert Path(loader.load_path) == BUNDLE / "models" / ("csm.pt" if method == "csm" else f"{method}_{condition}.pt")
+
+
+@pytest.mark.parametrize("condition", ["contour_bone"])
+def test_the_shipped_preconditioned_ctm_draws_unseen_knees_from_their_segmentation_at_high_noise(condition, tmp_path):
+    """Why the preconditioned CTMs ship (0.5.0; configs/preconditioned.json): at sigma 20, where the noisy
+    image says next to nothing, their one-step denoiser D = clip(x + sigma^2 score, 0, 1) still draws the
+    radiograph from the segmentation: near the truth with the image's own segmentation, far from it with
+    another view's. The seed's network (models/ctm_<condition>.pt) had lost its condition there (docs/README.md:
+    13.0 against 11.9 dB on phantom validation images). Data: 2 phantom knees outside the training seeds, 4 views each."""
+    from monai.bundle import ConfigParser
+
+    from orthogen.data.knee_radiograph_prepare import render_case
+    from orthogen.metrics.radiograph import radiograph_metrics
+
+    prep = KneeRadiographPreparation(size=64, views=4)
+    items = []
+    for seed in (500, 501):
+        p = KneePhantom.from_seed(seed).render(shape=(80, 80, 80), spacing=(2.0, 2.0, 2.0))
+        case = write_case(p.volume_hu, p.labels, p.affine, tmp_path / "phantoms", f"knee_{seed:04d}")
+        items += render_case(case.image, tmp_path / "data", prep)
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "preconditioned.json")])
+    parser.update({"bundle_root": str(BUNDLE), "condition": condition, "device": "$torch.device('cpu')"})
+    network = parser.get_parsed_content("network")
+    parser.get_parsed_content("checkpoint_loader")(None)  # reads and checks models/ctm_<condition>_preconditioned.pt
+    network.eval()
+    preprocessing = parser.get_parsed_content("preprocessing")
+    loaded = [preprocessing({"image": str(tmp_path / "data" / i[condition]),
+                             "label": str(tmp_path / "data" / i["image"])}) for i in items]
+    segmentation = torch.stack([item["image"].as_tensor() for item in loaded])
+    truth = torch.stack([item["label"].as_tensor() for item in loaded])
+    sigma = torch.full((len(items),), 20.0)
+    x = truth + 20.0 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(0))
+
+    def psnr(condition_images):
+        with torch.no_grad():
+            denoised = (x + 400.0 * network(torch.cat([x, condition_images], dim=1), sigma)).clamp(0, 1)
+        return float(np.mean([radiograph_metrics(denoised[i], truth[i])["PSNR"] for i in range(len(items))]))
+
+    own, other = psnr(segmentation), psnr(segmentation.roll(len(items) // 2, dims=0))
+    assert own > 27.0 and own - other > 6.0, (own, other)

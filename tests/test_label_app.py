@@ -21,7 +21,8 @@ BUNDLES = REPO / "bundles"
 SPINE = BUNDLES / "spine_x2ct_gan"
 KNEE_UNET = "knee_radiograph_diffusion_unet_contour_bone"
 RADIOGRAPH_MODELS = {f"knee_radiograph_diffusion_{v}" for v in
-                     ("ctm_contour_bone", "ctm_contour", "unet_contour_bone", "unet_contour", "csm")}
+                     ("ctm_contour_bone", "ctm_contour", "unet_contour_bone", "unet_contour", "csm",
+                      "ctm_contour_bone_preconditioned", "ctm_contour_preconditioned")}
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,25 @@ def test_the_ctm_takes_sampler_steps_and_seed(client):
     assert np.abs(first - other).mean() > 1.0  # another seed, another sample (16-bit grey levels)
 
 
+def test_the_preconditioned_ctm_runs_its_bundle_config_with_the_ode_sampler_by_default(client, studies):
+    """A model that declares its own config files (orthogen_models configs: preconditioned.json) loads its
+    own weights into its own network; its default sampler is the deterministic ODE (99 evaluations)."""
+    root, _ = studies
+    model = "knee_radiograph_diffusion_ctm_contour_bone_preconditioned"
+    info = client.get("/info/").json()["models"][model]
+    assert info["config"] == {"sampler": "ode", "steps": None, "seed": 0}
+    assert info["bundle"]["weights_file"].endswith("models/ctm_contour_bone_preconditioned.pt")
+    result, payload = _parts(_infer(client, model, "knee_ap"))
+    assert result["parameters"]["sampler"] == "ode" and result["weights_file"] == info["bundle"]["weights_file"]
+    with Image.open(BytesIO(payload)) as picture:
+        generated = np.asarray(picture, dtype=np.float64) / 65535.0
+    with Image.open(root / "knee_ap.png") as picture:
+        drr = np.asarray(picture, dtype=np.float64) / 65535.0
+    mae = float(np.abs(generated - drr).mean())
+    # its ODE's phantom test MAE is 0.014 (bundle docs); the mean training radiograph's 0.05
+    assert mae < 0.04, mae
+
+
 def test_an_unknown_model_is_404_naming_it(client):
     response = _infer(client, "spine_x3ct", "spine_ap", lateral="spine_lateral")
     assert response.status_code == 404
@@ -191,3 +211,16 @@ def test_bundles_without_weights_or_readable_configs_are_listed_unavailable_with
         shutil.copy(SPINE / "models" / "model.pt", weights)  # weights written while the app runs
         info = client.get("/info/").json()
         assert set(info["models"]) == {"spine_x2ct_gan"} and set(info["unavailable_models"]) == {"half_written"}
+
+
+def test_a_model_naming_a_config_its_bundle_lacks_makes_the_bundle_unavailable_saying_which(tmp_path, monkeypatch):
+    configs = tmp_path / "bundles" / "knee_radiograph_diffusion" / "configs"
+    shutil.copytree(BUNDLES / "knee_radiograph_diffusion" / "configs", configs)
+    metadata = json.loads((configs / "metadata.json").read_text())
+    metadata["orthogen_models"]["ctm_contour_bone_preconditioned"]["configs"] = ["preconditionned.json"]
+    (configs / "metadata.json").write_text(json.dumps(metadata))
+    with _client(monkeypatch, tmp_path / "studies", {"bundles": str(tmp_path / "bundles")}) as client:
+        info = client.get("/info/").json()
+    assert info["models"] == {} and set(info["unavailable_models"]) == {"knee_radiograph_diffusion"}
+    reason = info["unavailable_models"]["knee_radiograph_diffusion"]["unavailable_reason"]
+    assert reason.startswith(f"{configs / 'metadata.json'}: ") and "'preconditionned.json'" in reason

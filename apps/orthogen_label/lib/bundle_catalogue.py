@@ -32,17 +32,20 @@ KIND_PARAMETERS = {XRAY_TO_CT: ("pixel_spacing", "slice_thickness", "seed", "ste
 
 @dataclass(frozen=True)
 class ModelVariant:
-    """One model of a bundle that ships several: ``suffix`` of its name, the config ids it fixes, and the
-    request parameters it takes (None: all of its kind that the config has)."""
+    """One model of a bundle that ships several: ``suffix`` of its name, the config ids it fixes, the
+    request parameters it takes (None: all of its kind that the config has), and the bundle's config
+    files merged after ``inference.json`` for it (e.g. ``preconditioned.json``)."""
 
     suffix: str
     overrides: dict[str, Any]
     parameters: tuple[str, ...] | None = None
+    configs: tuple[str, ...] = ()
 
 
 def model_variants(metadata: dict, metadata_path: Path) -> tuple[ModelVariant, ...]:
-    """The models a bundle declares in its metadata's ``orthogen_models`` (suffix -> ``overrides`` and
-    optional ``parameters``), or its one default model when it declares none."""
+    """The models a bundle declares in its metadata's ``orthogen_models`` (suffix -> ``overrides``,
+    optional ``parameters`` and optional ``configs``: file names in the bundle's ``configs/``), or its one
+    default model when it declares none."""
     declared = metadata.get("orthogen_models")
     if declared is None:
         return (ModelVariant("", {}),)
@@ -55,10 +58,17 @@ def model_variants(metadata: dict, metadata_path: Path) -> tuple[ModelVariant, .
             continue  # "_doc"
         overrides = spec.get("overrides") if isinstance(spec, dict) else None
         parameters = spec.get("parameters") if isinstance(spec, dict) else None
-        if not isinstance(overrides, dict) or not (parameters is None or isinstance(parameters, list)):
-            raise InputError(f"expected orthogen_models.{suffix} as {{\"overrides\": {{...}}, \"parameters\": [...]}}, "
-                             f"got {spec!r}", metadata_path)
-        variants.append(ModelVariant(suffix, overrides, None if parameters is None else tuple(parameters)))
+        configs = spec.get("configs", []) if isinstance(spec, dict) else None
+        if (not isinstance(overrides, dict) or not (parameters is None or isinstance(parameters, list))
+                or not (isinstance(configs, list) and all(isinstance(c, str) for c in configs))):
+            raise InputError(f"expected orthogen_models.{suffix} as {{\"overrides\": {{...}}, \"parameters\": [...], "
+                             f"\"configs\": [file names]}}, got {spec!r}", metadata_path)
+        for name in configs:
+            if not (metadata_path.parent / name).is_file():
+                raise InputError(f"orthogen_models.{suffix} names config {name!r}, which is not in "
+                                 f"{metadata_path.parent}", metadata_path)
+        variants.append(ModelVariant(suffix, overrides, None if parameters is None else tuple(parameters),
+                                     tuple(configs)))
     return tuple(variants)
 
 
@@ -77,6 +87,7 @@ class BundleModel:
             could not be read).
         config_error: why the bundle's configs cannot be read (then the model never runs), else None.
         variant: the variant's name suffix ("" for a bundle's one model).
+        configs: the bundle's config files merged after ``inference.json`` (and ``train.json``) for it.
     """
 
     name: str
@@ -88,10 +99,12 @@ class BundleModel:
     weights: Path | None
     config_error: str | None = None
     variant: str = ""
+    configs: tuple[str, ...] = ()
 
     @property
-    def inference_config(self) -> Path:
-        return self.bundle_dir / "configs" / "inference.json"
+    def inference_configs(self) -> list[str]:
+        """``inference.json``, then the model's own config files: what its inference reads, in order."""
+        return [str(self.bundle_dir / "configs" / name) for name in ("inference.json", *self.configs)]
 
     @property
     def metadata_file(self) -> Path:
@@ -135,10 +148,11 @@ def bundle_kind(config: dict, source: Path) -> str:
     raise InputError(f"inference config has no {expected} ids; the app cannot serve it", source)
 
 
-def _weights_path(bundle_dir: Path, overrides: dict) -> Path:
-    """The bundle's ``ckpt_path`` for these overrides (its own expression, evaluated by ConfigParser)."""
+def _weights_path(bundle_dir: Path, overrides: dict, configs: tuple[str, ...] = ()) -> Path:
+    """The bundle's ``ckpt_path`` for these overrides and config files (its own expression, evaluated by
+    ConfigParser)."""
     parser = ConfigParser()
-    parser.read_config(str(bundle_dir / "configs" / "inference.json"))
+    parser.read_config([str(bundle_dir / "configs" / name) for name in ("inference.json", *configs)])
     parser.read_meta(str(bundle_dir / "configs" / "metadata.json"))
     parser.update({"bundle_root": str(bundle_dir), **overrides})
     try:
@@ -162,7 +176,8 @@ def bundle_models(bundle_dir: Path) -> list[BundleModel]:
         name = f"{bundle_dir.name}_{variant.suffix}" if variant.suffix else bundle_dir.name
         models.append(BundleModel(name=name, bundle_dir=bundle_dir, kind=kind, overrides=dict(variant.overrides),
                                   parameters=parameters, metadata=metadata,
-                                  weights=_weights_path(bundle_dir, variant.overrides), variant=variant.suffix))
+                                  weights=_weights_path(bundle_dir, variant.overrides, variant.configs),
+                                  variant=variant.suffix, configs=variant.configs))
     return models
 
 

@@ -151,7 +151,7 @@ class BundleInferTask(InferTask):
         """Check the inputs with the bundle's own datalist and inferer, then run its evaluator; the file
         it wrote."""
         parser = ConfigParser()
-        parser.read_config(str(self.model.inference_config))
+        parser.read_config(self.model.inference_configs)
         parser.read_meta(str(self.model.metadata_file))
         parser.update(overrides)
         try:  # the bundle's input loader on the files, and its inferer's argument checks: no network yet

@@ -122,7 +122,8 @@ class BundleTrainTask(TrainTask):
         configs = self.model.bundle_dir / "configs"
         method = self.model.overrides.get("method")
         extra = configs / f"train_{method}.json"
-        return [str(configs / "train.json")] + ([str(extra)] if method and extra.is_file() else [])
+        return ([str(configs / "train.json")] + ([str(extra)] if method and extra.is_file() else [])
+                + [str(configs / name) for name in self.model.configs])
 
     def __call__(self, request: dict, datastore: Datastore) -> dict[str, Any]:
         model = self.model
