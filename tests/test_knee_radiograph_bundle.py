@@ -185,7 +185,7 @@ def test_each_shipped_model_fits_the_default_network_of_its_method(method, condi
     assert Path(loader.load_path) == BUNDLE / "models" / ("csm.pt" if method == "csm" else f"{method}_{condition}.pt")
 
 
-@pytest.mark.parametrize("condition", ["contour_bone"])
+@pytest.mark.parametrize("condition", ["contour_bone", "contour"])
 def test_the_shipped_preconditioned_ctm_draws_unseen_knees_from_their_segmentation_at_high_noise(condition, tmp_path):
     """Why the preconditioned CTMs ship (0.5.0; configs/preconditioned.json): at sigma 20, where the noisy
     image says next to nothing, their one-step denoiser D = clip(x + sigma^2 score, 0, 1) still draws the
