@@ -104,7 +104,7 @@ class BundleModel:
     @property
     def inference_configs(self) -> list[str]:
         """``inference.json``, then the model's own config files: what its inference reads, in order."""
-        return [str(self.bundle_dir / "configs" / name) for name in ("inference.json", *self.configs)]
+        return inference_config_files(self.bundle_dir, self.configs)
 
     @property
     def metadata_file(self) -> Path:
@@ -148,11 +148,16 @@ def bundle_kind(config: dict, source: Path) -> str:
     raise InputError(f"inference config has no {expected} ids; the app cannot serve it", source)
 
 
+def inference_config_files(bundle_dir: Path, configs: tuple[str, ...] = ()) -> list[str]:
+    """The bundle's ``configs/inference.json``, then ``configs`` (file names in the same folder), as paths."""
+    return [str(bundle_dir / "configs" / name) for name in ("inference.json", *configs)]
+
+
 def _weights_path(bundle_dir: Path, overrides: dict, configs: tuple[str, ...] = ()) -> Path:
     """The bundle's ``ckpt_path`` for these overrides and config files (its own expression, evaluated by
     ConfigParser)."""
     parser = ConfigParser()
-    parser.read_config([str(bundle_dir / "configs" / name) for name in ("inference.json", *configs)])
+    parser.read_config(inference_config_files(bundle_dir, configs))
     parser.read_meta(str(bundle_dir / "configs" / "metadata.json"))
     parser.update({"bundle_root": str(bundle_dir), **overrides})
     try:
