@@ -1,14 +1,24 @@
-"""DRR line integrals against closed-form chord lengths through analytic ellipsoids and cylinders."""
+"""DRR line integrals against closed-form chord lengths through analytic ellipsoids and cylinders.
+
+The rays are built from the README's geometry (``documented_geometry``: RAS mm; gantry 0 = AP, source
+anterior; 90 = lateral, source at the patient's right; rows superior -> inferior, AP columns patient
+right -> left), not taken from the projector's ``ray_endpoints``, so a geometry error cannot cancel.
+"""
 import numpy as np
 import pytest
 import torch
 
 from orthogen.drr import ProjectionGeometry, line_integrals
 
+from documented_geometry import rays
+
 SHAPE = (96, 100, 88)
 SPACING = (1.0, 1.2, 1.1)  # anisotropic on purpose: the affine must be honoured
 ORIGIN = (-40.0, 17.0, 250.0)  # world position of voxel (0, 0, 0), mm
 MU = 0.02  # 1/mm, about water
+#: RAS mm from the volume's centre (the isocenter) to the object's centre: off every axis, so that a
+#: mirrored or rotated view moves the object's shadow off the closed-form one
+OBJECT_OFFSET = np.array([8.0, -6.0, 5.0])
 
 
 def _affine() -> np.ndarray:
@@ -26,13 +36,17 @@ def _centre(affine):
     return affine[:3, :3] @ ((np.array(SHAPE) - 1) / 2) + affine[:3, 3]
 
 
+def _object_centre(affine):
+    return _centre(affine) + OBJECT_OFFSET
+
+
 def _ramp(signed_distance_mm, voxel_mm):
     """Partial-volume fraction from a signed distance (positive inside)."""
     return np.clip(0.5 + signed_distance_mm / voxel_mm, 0.0, 1.0)
 
 
 def _ellipsoid(affine, radii):
-    p = _world_grid(affine) - _centre(affine)
+    p = _world_grid(affine) - _object_centre(affine)
     q = np.sqrt(((p / radii) ** 2).sum(-1))
     grad = np.linalg.norm(p / np.asarray(radii) ** 2, axis=-1) / np.maximum(q, 1e-9)
     sd = (1.0 - q) / np.maximum(grad, 1e-9)  # first-order signed distance, mm
@@ -40,7 +54,7 @@ def _ellipsoid(affine, radii):
 
 
 def _cylinder(affine, radius, height):
-    p = _world_grid(affine) - _centre(affine)
+    p = _world_grid(affine) - _object_centre(affine)
     radial = radius - np.hypot(p[..., 0], p[..., 1])
     axial = height / 2 - np.abs(p[..., 2])
     return MU * _ramp(radial, min(SPACING)) * _ramp(axial, min(SPACING))
@@ -84,7 +98,7 @@ ANGLES = [0.0, 90.0, 33.0]
 def test_line_integrals_match_closed_form(kind, shape):
     affine = _affine()
     geometry = GEOMETRIES[kind]
-    centre = _centre(affine)
+    centre = _object_centre(affine)
     if shape == "ellipsoid":
         radii = (30.0, 38.0, 34.0)
         volume = _ellipsoid(affine, radii)
@@ -92,10 +106,8 @@ def test_line_integrals_match_closed_form(kind, shape):
         radius, height = 32.0, 70.0
         volume = _cylinder(affine, radius, height)
     projected = line_integrals(torch.from_numpy(volume).float(), affine, geometry, ANGLES).double().numpy()
-    half_diagonal = 0.5 * np.linalg.norm(np.array(SHAPE) * SPACING)
     for v, angle in enumerate(ANGLES):
-        start, end = geometry.ray_endpoints(angle, torch.from_numpy(centre), depth_mm=half_diagonal + 1.0)
-        start, end = np.broadcast_to(start.numpy(), end.shape), end.numpy()
+        start, end = rays(geometry, angle, _centre(affine))  # the isocenter is the volume's centre
         margin = 2 * max(SPACING)  # beyond the partial-volume edge
         if shape == "ellipsoid":
             chord = _chord_ellipsoid(start, end, centre, radii)
@@ -120,6 +132,19 @@ def test_line_integrals_match_closed_form(kind, shape):
         # rays that miss the object integrate nothing
         assert outside.sum() > 500
         assert np.abs(projected[v][outside]).max() < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["cone", "parallel"])
+def test_ray_endpoints_are_the_documented_rays(kind):
+    """ProjectionGeometry.ray_endpoints against the rays built from the documented geometry (RAS mm), at
+    AP, lateral, an oblique and an opposite angle: the same source (cone) and pixel centres, pixel by pixel."""
+    geometry = GEOMETRIES[kind]
+    isocenter = np.array(ORIGIN)
+    for angle in (0.0, 90.0, 33.0, 200.0):
+        start, end = geometry.ray_endpoints(angle, torch.from_numpy(isocenter), depth_mm=1000.0)
+        expected_start, expected_end = rays(geometry, angle, isocenter)
+        np.testing.assert_allclose(np.broadcast_to(start.numpy(), end.shape), expected_start, atol=1e-9)
+        np.testing.assert_allclose(end.numpy(), expected_end, atol=1e-9)
 
 
 def test_projection_is_differentiable():
