@@ -122,8 +122,7 @@ def test_drrs_are_normalised_aligned_and_their_spacing_is_the_geometrys(prepared
 def test_back_projected_views_meet_the_ct_where_its_own_projections_are(prepared):
     """The knee CT network's back-projection (orthogen.networks.view_geometry) against every prepared case:
     each view, repeated along its axis, lines up with the CT's own parallel projection along that axis to
-    within 2 of 32 voxels (the cone beam and the crop to the leg move it; on the bundle's 100 phantom knees
-    at 32^3 every view is within 1 voxel)."""
+    within 2 of 32 voxels (the cone beam and the crop to the leg move it)."""
     import torch
 
     from orthogen.networks.view_geometry import backprojected_views
