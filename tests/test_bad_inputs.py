@@ -19,7 +19,8 @@ A row whose input is refused before any file is read answers in ~0.2 s; a row th
 ``import orthogen.io`` (torch + MONAI, ~7 s of CPU here). So that the file stays well under a minute on
 two cores, the file-reading rows whose check is also tested in-process elsewhere are ``slow=True``
 (``make test-slow``): the label-map checks (tests/test_cli.py), the source-inside-the-volume check
-(the library rows below), the PNG and empty-folder refusals (tests/test_io.py) and ``--crop``.
+(the library rows below), the PNG and empty-folder refusals (tests/test_io.py) and ``--crop``, and the knee
+CT bundle's rows whose check is a spine_x2ct_gan row's (one loader, ``LoadBiplanarInputd``, serves both).
 """
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ _FILES = {
     "dx_truncated": "truncated.dcm",  # the first half of a good DX
     "dx_missing": "missing_ap.dcm",
     "xray_png": "ap.png",  # a PNG radiograph (no spacing in the file)
+    "xray_png_40x48": "lateral_40x48.png",  # the same PNG cut to 40 x 48: not the AP view's detector size
     "weights_other": "other_weights.pt",  # a state dict of another network
     "weights_text": "weights.pt.txt",  # a text file as the weights
     # segmentations for knee_radiograph_diffusion (levels 0 / 128 / 255 = 0 / 0.5 / 1)
@@ -148,7 +150,9 @@ def _make_radiograph_inputs(inputs: Inputs) -> None:
     inputs.dx_text.write_text("AP view of the lumbar spine, see report.\n" * 10)
     whole = inputs.dx_ap.read_bytes()
     inputs.dx_truncated.write_bytes(whole[: len(whole) // 2])
-    Image.fromarray((disk / 3000 * 255).astype(np.uint8)).save(inputs.xray_png)
+    picture = (disk / 3000 * 255).astype(np.uint8)
+    Image.fromarray(picture).save(inputs.xray_png)
+    Image.fromarray(picture[:40]).save(inputs.xray_png_40x48)
     torch.save({"conv.weight": torch.zeros(4, 2, 3, 3)}, inputs.weights_other)
     inputs.weights_text.write_text("not weights\n")
     segmentation = np.zeros((64, 64), np.uint8)
@@ -290,30 +294,43 @@ CLI_ROWS = [
 
 # ---- rows for the bundles: the documented `python -m monai.bundle run inference ...` on bad inputs.
 X2CT_BUNDLE = REPO / "bundles" / "spine_x2ct_gan"
-
-
-def _x2ct_inference(ap: str = "dx_ap", lateral: str | None = "dx_lateral", *args) -> Callable[[Inputs, Path], list[str]]:
-    """The documented ``python -m monai.bundle run inference`` of spine_x2ct_gan on two of the inputs."""
-    def command(f: Inputs, out: Path) -> list[str]:
-        views = ["--input_ap", getattr(f, ap)] + (["--input_lateral", getattr(f, lateral)] if lateral else [])
-        resolved = [getattr(f, a.name) if isinstance(a, File) else a for a in args]
-        return [sys.executable, "-m", "monai.bundle", "run", "inference", "--config_file", "configs/inference.json",
-                "--bundle_root", ".", "--output_dir", out, *views, *resolved]
-    return command
-
-
+KNEE_CT_BUNDLE = REPO / "bundles" / "knee_xray2ct_diffusion"
 KNEE_BUNDLE = REPO / "bundles" / "knee_radiograph_diffusion"
 
 
+def _in_bundle(folder: Path) -> Callable[[Inputs], Path]:
+    """A row's ``cwd``: the bundle's folder, where its documented commands run."""
+    return lambda _: folder
+
+
+_in_x2ct_bundle = _in_bundle(X2CT_BUNDLE)
+_in_knee_ct_bundle = _in_bundle(KNEE_CT_BUNDLE)
+_in_knee_bundle = _in_bundle(KNEE_BUNDLE)
+
+
+def _bundle_inference(out: Path, *args) -> list:
+    """argv of the documented ``python -m monai.bundle run inference`` in a bundle's folder, writing to ``out``."""
+    return [sys.executable, "-m", "monai.bundle", "run", "inference", "--config_file", "configs/inference.json",
+            "--bundle_root", ".", "--output_dir", out, *args]
+
+
+def _biplanar_inference(ap: str = "dx_ap", lateral: str | None = "dx_lateral", *args
+                        ) -> Callable[[Inputs, Path], list[str]]:
+    """The inference of an X-ray -> CT bundle (spine_x2ct_gan, knee_xray2ct_diffusion: the row's ``cwd``) on
+    two of the inputs; a ``File(name)`` arg becomes that input's path."""
+    def command(f: Inputs, out: Path) -> list[str]:
+        views = ["--input_ap", getattr(f, ap)] + (["--input_lateral", getattr(f, lateral)] if lateral else [])
+        return _bundle_inference(out, *views, *(getattr(f, a.name) if isinstance(a, File) else a for a in args))
+    return command
+
+
 def _knee_inference(segmentation: str, *args) -> Callable[[Inputs, Path], list[str]]:
-    """The documented ``python -m monai.bundle run inference`` of knee_radiograph_diffusion on one input."""
-    return lambda f, out: [sys.executable, "-m", "monai.bundle", "run", "inference", "--config_file",
-                           "configs/inference.json", "--bundle_root", ".", "--output_dir", out,
-                           "--input_segmentation", getattr(f, segmentation), *args]
+    """The inference of knee_radiograph_diffusion on one input."""
+    return lambda f, out: _bundle_inference(out, "--input_segmentation", getattr(f, segmentation), *args)
 
 
-def _in_knee_bundle(_: Inputs) -> Path:
-    return KNEE_BUNDLE
+#: The knee CT bundle's one required argument beside the two views (a row that is not about it passes it).
+THICKNESS = ("--slice_thickness", "1.0")
 
 
 def bundle_error(fragment: str) -> str:
@@ -321,27 +338,23 @@ def bundle_error(fragment: str) -> str:
     return rf"^error: .*{fragment}"
 
 
-def _in_x2ct_bundle(_: Inputs) -> Path:
-    return X2CT_BUNDLE
-
-
 BUNDLE_ROWS: list[BadInput] = [
-    BadInput("x2ct-ap-missing", _x2ct_inference("dx_missing"), bundle_error(r"missing_ap\.dcm: file not found"),
+    BadInput("x2ct-ap-missing", _biplanar_inference("dx_missing"), bundle_error(r"missing_ap\.dcm: file not found"),
              cwd=_in_x2ct_bundle),
-    BadInput("x2ct-ap-rgb", _x2ct_inference("dx_rgb"), bundle_error(r"rgb\.dcm: colour DICOM"), cwd=_in_x2ct_bundle),
-    BadInput("x2ct-ap-multi-frame", _x2ct_inference("dx_frames"), bundle_error(r"frames\.dcm: multi-frame DICOM"),
+    BadInput("x2ct-ap-rgb", _biplanar_inference("dx_rgb"), bundle_error(r"rgb\.dcm: colour DICOM"), cwd=_in_x2ct_bundle),
+    BadInput("x2ct-ap-multi-frame", _biplanar_inference("dx_frames"), bundle_error(r"frames\.dcm: multi-frame DICOM"),
              cwd=_in_x2ct_bundle),
-    BadInput("x2ct-ap-no-spacing", _x2ct_inference("dx_no_spacing"),
+    BadInput("x2ct-ap-no-spacing", _biplanar_inference("dx_no_spacing"),
              bundle_error(r"no_spacing\.dcm: no pixel spacing .*--pixel_spacing"), cwd=_in_x2ct_bundle),
-    BadInput("x2ct-ap-zero-spacing", _x2ct_inference("dx_zero_spacing"),
+    BadInput("x2ct-ap-zero-spacing", _biplanar_inference("dx_zero_spacing"),
              bundle_error(r"zero_spacing\.dcm: PixelSpacing is \[0\.0, 0\.0\]; expected two positive"),
              cwd=_in_x2ct_bundle),
-    BadInput("x2ct-implausible-spacing", _x2ct_inference("dx_ap", "dx_lateral", "--pixel_spacing", "40"),
+    BadInput("x2ct-implausible-spacing", _biplanar_inference("dx_ap", "dx_lateral", "--pixel_spacing", "40"),
              bundle_error(r"ap\.dcm: implausible pixel spacing for this model: 40 x 40 mm \(pixel_spacing argument\)"
                           r" makes the cropped ap view \d+ mm across"), cwd=_in_x2ct_bundle),
-    BadInput("x2ct-one-view", _x2ct_inference("dx_ap", None), bundle_error(r"input: one view only.*lateral"),
+    BadInput("x2ct-one-view", _biplanar_inference("dx_ap", None), bundle_error(r"input: one view only.*lateral"),
              cwd=_in_x2ct_bundle),
-    BadInput("x2ct-weights-of-another-network", _x2ct_inference("dx_ap", "dx_lateral", "--ckpt_path", File("weights_other")),
+    BadInput("x2ct-weights-of-another-network", _biplanar_inference("dx_ap", "dx_lateral", "--ckpt_path", File("weights_other")),
              bundle_error(r"other_weights\.pt: the weights do not fit the configured network: .*; they fit none of "
                           r"this bundle's presets \(the default network, configs/paper_scale\.json\)$"),
              cwd=_in_x2ct_bundle),
@@ -358,18 +371,53 @@ BUNDLE_ROWS: list[BadInput] = [
              bundle_error(r"method: expected one of ctm, csm, unet, got 'gan'$"), cwd=_in_knee_bundle),
     BadInput("knee-sampler-unknown", _knee_inference("seg", "--sampler", "euler"),
              bundle_error(r"sampler: expected one of pc, ode, stochastic_heun, got 'euler'$"), cwd=_in_knee_bundle),
-    BadInput("x2ct-ap-text", _x2ct_inference("dx_text"), bundle_error(r"notes\.dcm: not a readable DICOM"),
+    # knee_xray2ct_diffusion: its own checks (slice thickness, one detector, its training range) and a lateral file
+    BadInput("knee-ct-ap-is-a-ct-volume", _biplanar_inference("ct", "dx_lateral", *THICKNESS),
+             bundle_error(r"ct\.nii\.gz: image has shape \(16, 16, 16\); expected a single 2D image"),
+             cwd=_in_knee_ct_bundle),
+    BadInput("knee-ct-lateral-multi-frame", _biplanar_inference("dx_ap", "dx_frames", *THICKNESS),
+             bundle_error(r"frames\.dcm: multi-frame DICOM"), cwd=_in_knee_ct_bundle),
+    BadInput("knee-ct-views-of-different-sizes",
+             _biplanar_inference("xray_png", "xray_png_40x48", "--pixel_spacing", "4.0", *THICKNESS),
+             bundle_error(r"lateral_40x48\.png: views of different sizes: expected the AP radiograph's 48x48 pixels "
+                          r"\(one detector\), got 40x48$"), cwd=_in_knee_ct_bundle),
+    BadInput("knee-ct-implausible-spacing", _biplanar_inference("dx_ap", "dx_lateral", "--pixel_spacing", "40", *THICKNESS),
+             bundle_error(r"ap\.dcm: implausible pixel spacing for this model: 40 x 40 mm \(pixel_spacing argument\)"
+                          r" makes the cropped ap view \d+ mm across, but the model was trained on 100-260 mm"),
+             cwd=_in_knee_ct_bundle),
+    BadInput("knee-ct-zero-slice-thickness", _biplanar_inference("dx_ap", "dx_lateral", "--slice_thickness", "0"),
+             bundle_error(r"slice_thickness: expected a number of mm above 0, got 0$"), cwd=_in_knee_ct_bundle),
+    BadInput("knee-ct-no-slice-thickness", _biplanar_inference("dx_ap", "dx_lateral"),
+             bundle_error(r"slice_thickness: no slice thickness for radiograph inputs; set the CT slice thickness"),
+             cwd=_in_knee_ct_bundle),
+    # -- slow: the same loader checks as the spine_x2ct_gan rows, or also tested in-process
+    BadInput("knee-ct-ap-missing", _biplanar_inference("dx_missing", "dx_lateral", *THICKNESS),
+             bundle_error(r"missing_ap\.dcm: file not found"), cwd=_in_knee_ct_bundle, slow=True),
+    BadInput("knee-ct-ap-rgb", _biplanar_inference("dx_rgb", "dx_lateral", *THICKNESS),
+             bundle_error(r"rgb\.dcm: colour DICOM"), cwd=_in_knee_ct_bundle, slow=True),
+    BadInput("knee-ct-ap-zero-spacing", _biplanar_inference("dx_zero_spacing", "dx_lateral", *THICKNESS),
+             bundle_error(r"zero_spacing\.dcm: PixelSpacing is \[0\.0, 0\.0\]; expected two positive"),
+             cwd=_in_knee_ct_bundle, slow=True),
+    BadInput("knee-ct-ap-no-spacing", _biplanar_inference("dx_no_spacing", "dx_lateral", *THICKNESS),
+             bundle_error(r"no_spacing\.dcm: no pixel spacing .*--pixel_spacing"), cwd=_in_knee_ct_bundle, slow=True),
+    BadInput("knee-ct-one-view", _biplanar_inference("xray_png", None, "--pixel_spacing", "4.0", *THICKNESS),
+             bundle_error(r"input: one view only.*lateral"), cwd=_in_knee_ct_bundle, slow=True),
+    BadInput("knee-ct-negative-spacing-argument",
+             _biplanar_inference("dx_ap", "dx_lateral", "--pixel_spacing", "-0.2", *THICKNESS),
+             bundle_error(r"pixel_spacing: expected positive pixel spacings in mm, got -0\.2"), cwd=_in_knee_ct_bundle,
+             slow=True),
+    BadInput("x2ct-ap-text", _biplanar_inference("dx_text"), bundle_error(r"notes\.dcm: not a readable DICOM"),
              cwd=_in_x2ct_bundle, slow=True),
-    BadInput("x2ct-ap-truncated", _x2ct_inference("dx_truncated"), bundle_error(r"truncated\.dcm: "),
+    BadInput("x2ct-ap-truncated", _biplanar_inference("dx_truncated"), bundle_error(r"truncated\.dcm: "),
              cwd=_in_x2ct_bundle, slow=True),
-    BadInput("x2ct-png-without-spacing", _x2ct_inference("xray_png", "dx_lateral"),
+    BadInput("x2ct-png-without-spacing", _biplanar_inference("xray_png", "dx_lateral"),
              bundle_error(r"ap\.png: no pixel spacing"), cwd=_in_x2ct_bundle, slow=True),
-    BadInput("x2ct-negative-spacing-argument", _x2ct_inference("dx_ap", "dx_lateral", "--pixel_spacing", "-0.2"),
+    BadInput("x2ct-negative-spacing-argument", _biplanar_inference("dx_ap", "dx_lateral", "--pixel_spacing", "-0.2"),
              bundle_error(r"pixel_spacing: expected positive pixel spacings in mm, got -0\.2"), cwd=_in_x2ct_bundle,
              slow=True),
-    BadInput("x2ct-unknown-output-format", _x2ct_inference("dx_ap", "dx_lateral", "--output_format", "mha"),
+    BadInput("x2ct-unknown-output-format", _biplanar_inference("dx_ap", "dx_lateral", "--output_format", "mha"),
              bundle_error(r"output_format: expected one of nifti, dicom, got 'mha'"), cwd=_in_x2ct_bundle, slow=True),
-    BadInput("x2ct-weights-text", _x2ct_inference("dx_ap", "dx_lateral", "--ckpt_path", File("weights_text")),
+    BadInput("x2ct-weights-text", _biplanar_inference("dx_ap", "dx_lateral", "--ckpt_path", File("weights_text")),
              bundle_error(r"weights\.pt\.txt: not a readable PyTorch state dict"), cwd=_in_x2ct_bundle, slow=True),
 ]
 

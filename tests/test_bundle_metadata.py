@@ -1,23 +1,31 @@
-"""spine_x2ct_gan bundle metadata: valid against the local MONAI meta schema (offline), in step with the
-installed stack and with configs/inference.json, and the network's inputs/outputs match it."""
+"""Bundle metadata. Every bundle's: its version pins are the installed versions (and pyproject.toml's exact
+pins), and it pins every package its code loads. spine_x2ct_gan's: valid against the local MONAI meta schema
+(offline), in step with configs/inference.json, and the network's inputs/outputs match it."""
 from __future__ import annotations
 
 import copy
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jsonschema
 import monai
 import monai.apps.utils
-import numpy
 import pytest
 import torch
 from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-REPO = Path(__file__).resolve().parents[1]
+from package_imports import REPO, is_of_package, is_standard_library, package_modules, third_party_loaded_by
+
+BUNDLES = sorted(folder for folder in (REPO / "bundles").iterdir()
+                 if (folder / "configs" / "metadata.json").is_file())
 BUNDLE = REPO / "bundles" / "spine_x2ct_gan"
 META = BUNDLE / "configs" / "metadata.json"
 INFERENCE = BUNDLE / "configs" / "inference.json"
@@ -96,16 +104,61 @@ def test_tensor_description_without_dtype_fails(tmp_path):
         _verify(metadata, tmp_path)
 
 
-def test_metadata_versions_are_the_installed_ones():
-    metadata = _metadata()
-    assert metadata["monai_version"] == monai.__version__
-    assert metadata["pytorch_version"] == torch.__version__.split("+")[0]
-    assert metadata["numpy_version"] == numpy.__version__
-    assert set(metadata["required_packages_version"]) == {
-        "nibabel", "h5py", "scikit-image", "scipy", "pydicom", "pytorch-ignite", "tensorboard",
-    }
-    for package, version in metadata["required_packages_version"].items():
-        assert importlib.metadata.version(package) == version, package
+def pyproject_pins() -> dict[str, str]:
+    """{canonical distribution name: version} of the project's exactly pinned (``==``) dependencies."""
+    pins = {}
+    for line in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(line)
+        exact = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        if exact:
+            pins[canonicalize_name(requirement.name)] = exact[0]
+    return pins
+
+
+def metadata_pins(metadata: dict) -> dict[str, str]:
+    """{canonical distribution name: version} of every version a bundle's metadata pins."""
+    pins = {"monai": metadata["monai_version"], "torch": metadata["pytorch_version"],
+            "numpy": metadata["numpy_version"]}
+    for field in ("required_packages_version", "optional_packages_version"):
+        pins.update({canonicalize_name(name): version for name, version in metadata.get(field, {}).items()})
+    return pins
+
+
+def distributions_loaded_by(bundle: Path) -> set[str]:
+    """Canonical names of the distributions that loading a bundle's code imports: the orthogen modules its
+    configs name (``_target_``s, ``$`` expressions) with every module they import when loaded, and the
+    other modules its configs import or target (``$import x``, ``ignite.handlers.ProgressBar``)."""
+    modules = package_modules()
+    orthogen_names, third_party = set(), set()
+    for config in (bundle / "configs").glob("*.json"):
+        text = config.read_text()
+        for dotted in re.findall(r"\borthogen(?:\.\w+)*", text):
+            parts = dotted.split(".")
+            orthogen_names.add(next(".".join(parts[:i]) for i in range(len(parts), 0, -1)
+                                    if ".".join(parts[:i]) in modules))
+        targets = re.findall(r'"_target_": "(\w+(?:\.\w+)+)"', text) + re.findall(r"\$import (\w+)", text)
+        third_party |= {name.split(".")[0] for name in targets
+                        if not is_of_package(name) and not is_standard_library(name)}
+    tops = third_party | third_party_loaded_by(orthogen_names)
+    distributions = importlib.metadata.packages_distributions()
+    return {canonicalize_name(dist) for top in tops for dist in distributions.get(top, [top])}
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_metadata_versions_are_the_installed_and_pinned_ones(bundle):
+    pins = metadata_pins(json.loads((bundle / "configs" / "metadata.json").read_text()))
+    installed = {name: Version(importlib.metadata.version(name)).public for name in pins}  # 2.13.0+cpu -> 2.13.0
+    assert pins == installed
+    exact = pyproject_pins()
+    both = pins.keys() & exact.keys()
+    assert {name: pins[name] for name in both} == {name: exact[name] for name in both}
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_metadata_pins_every_package_the_bundles_code_loads(bundle):
+    pinned = set(metadata_pins(json.loads((bundle / "configs" / "metadata.json").read_text())))
+    missing = distributions_loaded_by(bundle) - pinned
+    assert not missing, f"{bundle.name}/configs/metadata.json pins no version of {sorted(missing)}"
 
 
 def test_network_data_format_matches_the_inference_network():

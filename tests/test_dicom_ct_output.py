@@ -16,7 +16,7 @@ from nibabel.affines import apply_affine
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from orthogen.data.biplanar_input import view_aligned_affine
+from orthogen.drr.view_aligned import view_aligned_affine
 from orthogen.errors import InputError
 from orthogen.io import read_ct, reorient_to_dicom_axial, write_dicom_ct_series
 

@@ -12,7 +12,7 @@ from monai.data import decollate_batch, list_data_collate
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from orthogen.data.radiograph_prediction_writer import SaveGeneratedRadiographd
+from orthogen.outputs.radiograph_prediction_writer import SaveGeneratedRadiographd
 from orthogen.data.segmentation_input import LoadSegmentationd
 from orthogen.errors import InputError
 from orthogen.io import read_radiograph, write_dicom_radiograph, write_png
@@ -52,7 +52,7 @@ def test_one_sample_writes_the_png_only(tmp_path):
 def test_k_samples_write_mean_samples_and_std(tmp_path, caplog):
     segmentation = write_png(levels(), tmp_path / "knee.png")
     pred = samples(4)
-    with caplog.at_level(logging.INFO, logger="orthogen.data.radiograph_prediction_writer"):
+    with caplog.at_level(logging.INFO, logger="orthogen.outputs.radiograph_prediction_writer"):
         SaveGeneratedRadiographd(tmp_path / "out")(item(segmentation, pred))
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["knee_radiograph.png", "knee_samples.npy", "knee_std.npy",
@@ -103,7 +103,7 @@ def test_dicom_spacing_at_the_detector_and_none(tmp_path, caplog):
     assert ds.PatientID == "ORTHOGEN"  # a new study: the segmentation was not DICOM
 
     segmentation = write_png(levels(), tmp_path / "plain.png")
-    with caplog.at_level(logging.WARNING, logger="orthogen.data.radiograph_prediction_writer"):
+    with caplog.at_level(logging.WARNING, logger="orthogen.outputs.radiograph_prediction_writer"):
         SaveGeneratedRadiographd(tmp_path / "out", output_format="dicom")(item(segmentation, samples(1)))
     ds = pydicom.dcmread(tmp_path / "out" / "plain_radiograph.dcm")
     assert "PixelSpacing" not in ds and "ImagerPixelSpacing" not in ds

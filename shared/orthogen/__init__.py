@@ -4,7 +4,8 @@ Subpackages: ``io`` (CT and radiograph files), ``phantoms`` (procedural knee and
 ``drr`` (digitally reconstructed radiographs), ``transforms`` (MONAI transforms), ``networks``
 (X2CT-GAN), ``losses``, ``engines`` (the X2CT-GAN trainer, LR schedules), ``metrics`` (the X2CT table),
 ``data`` (dataset layouts, preparation and bundle inputs), ``evaluation`` (baselines, text tables),
-``handlers`` (ignite handlers); modules ``montage`` (pictures), ``demo``, ``cli`` and ``errors``.
+``handlers`` (ignite handlers), ``outputs`` (the bundles' prediction writers); modules ``montage`` (pictures),
+``demo``, ``cli`` and ``errors``.
 The package map and the bundle conventions are in docs/DESIGN.md.
 """
 from orthogen.errors import InputError, OrthoGenError

@@ -14,18 +14,10 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from orthogen.data.x2ct_hdf5 import check_view_pair, read_x2ct_case
+from orthogen.drr.view_aligned import view_aligned_affine
 from orthogen.errors import InputError
 from orthogen.io import Radiograph, read_radiograph
 from orthogen.transforms import XrayPreprocess
-
-
-def view_aligned_affine(spacing_dhw: tuple[float, float, float], size: int) -> np.ndarray:
-    """Voxel -> RAS mm affine of a view-aligned ("IAL") S^3 cube centred on the world origin."""
-    directions = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]).T  # columns: I, A, L
-    affine = np.eye(4)
-    affine[:3, :3] = directions * np.asarray(spacing_dhw, dtype=np.float64)
-    affine[:3, 3] = -affine[:3, :3] @ np.full(3, (size - 1) / 2)
-    return affine
 
 
 def isocenter_spacing(radiograph: Radiograph, magnification: float) -> tuple[float, float]:

@@ -14,7 +14,7 @@ phantoms of ``orthogen phantom knee``; ``*_seg`` label maps beside them are skip
    cube is resampled (trilinear, anti-aliased) to ``size``^3 and its affine records its physical field of
    view (``size`` x voxel mm per edge);
 4. render AP (gantry 0 deg) and lateral (90 deg) cone-beam DRRs of the cube on a ``drr_size``^2 detector
-   framed on it (:func:`orthogen.data.x2ct_prepare.view_aligned_drrs`) and give them the preprocessing a
+   framed on it (:func:`orthogen.drr.view_aligned.view_aligned_drrs`) and give them the preprocessing a
    real radiograph gets at inference (:func:`orthogen.data.x2ct_prepare.preprocess_drr`: crop to the
    bright region, min-max to [0, 1], pad square, resize), which also yields their pixel spacing (mm at
    the detector; / ``magnification`` at the isocenter);
@@ -208,7 +208,8 @@ def knee_ct_case(ct_path: str | Path, prep: KneeCTPreparation = KneeCTPreparatio
 
     from orthogen.data.ct_folder import case_name
     from orthogen.data.x2ct_hdf5 import VIEW_ALIGNED_AXCODES, X2CTCase
-    from orthogen.data.x2ct_prepare import RAS_LABELS, preprocess_drr, view_aligned_drrs
+    from orthogen.data.x2ct_prepare import RAS_LABELS, preprocess_drr
+    from orthogen.drr.view_aligned import view_aligned_drrs
     from orthogen.io import read_ct
     from orthogen.transforms import CropToMask
     from orthogen.transforms.spatial import resample_to_grid

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from orthogen.data.case_layout import CasePaths, find_cases
 from orthogen.data.x2ct_hdf5 import VIEW_ALIGNED_AXCODES, X2CTCase, write_x2ct_case
-from orthogen.drr import ProjectionGeometry, render_drr
+from orthogen.drr.view_aligned import view_aligned_drrs
 from orthogen.errors import InputError
 from orthogen.io import read_ct
 from orthogen.io.atomic_write import atomic_file
@@ -78,54 +78,14 @@ class X2CTPreparation:
         return self.source_to_detector_mm / self.source_to_isocenter_mm
 
 
-class DRRSettings(Protocol):
-    """What :func:`view_aligned_drrs` needs of a preparation (:class:`X2CTPreparation`, the knee CT one)."""
+class RadiographPreprocessing(Protocol):
+    """What :func:`preprocess_drr` needs of a preparation (:class:`X2CTPreparation`, the knee CT one)."""
 
-    source_to_isocenter_mm: float
-    source_to_detector_mm: float
-    energy_kev: float
+    size: int
     xray_threshold: float | str
 
-    @property
-    def magnification(self) -> float: ...
 
-
-def view_aligned_drr_images(ct_hu: torch.Tensor, affine, prep: DRRSettings, detector_pixels: int | None = None):
-    """AP and lateral cone-beam DRRs of a view-aligned ("IAL") (D, H, W) volume in HU, as torch tensors.
-
-    The detector is framed on the volume: back-projected to the isocenter, its ``detector_pixels``^2
-    pixels cover the volume's (D, W) extent (AP, gantry 0 deg) or (D, H) extent (lateral, 90 deg). With
-    ``detector_pixels=None`` the detector has the volume's own sizes, one pixel per voxel at the isocenter.
-    Differentiable in ``ct_hu`` (the projector is torch): projection-guided sampling renders with it.
-
-    Returns:
-        ``(ap, lateral, ap_spacing, lateral_spacing)``: (R, C) [0, 1] images and their (row, col)
-        pixel spacing at the detector, mm (isocenter spacing x ``prep.magnification``).
-    """
-    spacing = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)  # (D, H, W) voxel sizes, mm
-    views = []
-    for angle, (rows_axis, cols_axis) in ((0.0, (0, 2)), (90.0, (0, 1))):
-        shape = (ct_hu.shape[rows_axis], ct_hu.shape[cols_axis])
-        voxel = (spacing[rows_axis], spacing[cols_axis])
-        if detector_pixels is not None:  # the same extent on detector_pixels^2 pixels
-            voxel = tuple(v * n / detector_pixels for v, n in zip(voxel, shape))
-            shape = (detector_pixels, detector_pixels)
-        pixel = (float(voxel[0] * prep.magnification), float(voxel[1] * prep.magnification))
-        geometry = ProjectionGeometry(shape, pixel, prep.source_to_isocenter_mm, prep.source_to_detector_mm)
-        drr = render_drr(ct_hu, affine, geometry, [angle], energy_kev=prep.energy_kev)
-        views.append((drr.image[0], pixel))
-    (ap, ap_spacing), (lateral, lateral_spacing) = views
-    return ap, lateral, ap_spacing, lateral_spacing
-
-
-def view_aligned_drrs(ct_hu: torch.Tensor, affine: np.ndarray, prep: DRRSettings, detector_pixels: int | None = None):
-    """:func:`view_aligned_drr_images` as (R, C) float32 numpy images (no gradient), for writing to disk."""
-    with torch.no_grad():
-        ap, lateral, ap_spacing, lateral_spacing = view_aligned_drr_images(ct_hu, affine, prep, detector_pixels)
-    return ap.numpy(), lateral.numpy(), ap_spacing, lateral_spacing
-
-
-def preprocess_drr(image: np.ndarray, spacing: tuple[float, float], prep: DRRSettings, source: str,
+def preprocess_drr(image: np.ndarray, spacing: tuple[float, float], prep: RadiographPreprocessing, source: str,
                    size: int | None = None):
     """:class:`XrayPreprocess` (threshold ``prep.xray_threshold``) on an (R, C) [0, 1] DRR, as a real
     radiograph gets it at inference; returns the (S, S) [0, 1] image (S = ``size``, default ``prep.size``)

@@ -18,7 +18,7 @@ from 20.7 to 19.5 dB, by overshooting once the views were close.)
 The sampler then continues from the moved x0 (:class:`orthogen.diffusion.NestedDDIMSampler`'s
 ``x0_correction``). ``weight = 0`` is off.
 
-**Geometry** (:func:`orthogen.data.x2ct_prepare.view_aligned_drr_images`, the preparation's own): the generated cube is view-aligned
+**Geometry** (:func:`orthogen.drr.view_aligned.view_aligned_drr_images`, the preparation's own): the generated cube is view-aligned
 ("IAL": rows inferior, then anterior, then patient left), centred on the isocentre, its edge ``S *
 pixel_spacing`` mm (S x S input views of ``pixel_spacing`` mm at the isocentre); cone beam with the
 preparation's source-isocentre and source-detector distances; AP at gantry 0 degrees, lateral at 90,
@@ -37,8 +37,10 @@ import torch
 import torch.nn.functional as F
 
 from orthogen.diffusion.arguments import number_in_range
+from orthogen.drr.view_aligned import view_aligned_affine, view_aligned_drr_images
 from orthogen.errors import InputError
 from orthogen.transforms.intensity import HU_WINDOW_MAX, HU_WINDOW_MIN
+
 
 def preprocessed_like_a_radiograph(image: torch.Tensor, size: int, threshold: float | str = 0.02) -> torch.Tensor:
     """(R, C) DRR in [0, 1] -> (size, size): :class:`orthogen.transforms.XrayPreprocess`'s steps, differentiable.
@@ -88,9 +90,6 @@ class ProjectionGuidance:
 
     def views_of(self, x0: torch.Tensor, pixel_spacing: float, size: int) -> torch.Tensor:
         """(2, S, S) AP and lateral DRRs in [0, 1] of one cube (r, r, r) in data units, differentiably."""
-        from orthogen.data.biplanar_input import view_aligned_affine  # the loader's cube, not a data dependency
-        from orthogen.data.x2ct_prepare import view_aligned_drr_images  # the preparation's own geometry
-
         r = x0.shape[-1]
         affine = view_aligned_affine((size * float(pixel_spacing) / r,) * 3, r)
         hu = (x0 + 1.0) / 2.0 * (self.hu_max - self.hu_min) + self.hu_min

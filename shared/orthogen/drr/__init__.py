@@ -19,6 +19,9 @@ _SOURCES = {
     "parse_views": "orthogen.drr.arguments",
     "project_labels": "orthogen.drr.render",
     "render_drr": "orthogen.drr.render",
+    "view_aligned_affine": "orthogen.drr.view_aligned",
+    "view_aligned_drr_images": "orthogen.drr.view_aligned",
+    "view_aligned_drrs": "orthogen.drr.view_aligned",
     "water_attenuation_per_mm": "orthogen.drr.attenuation",
 }
 

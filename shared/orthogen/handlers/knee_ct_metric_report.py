@@ -10,7 +10,7 @@ the real one (``label``, (1, R, R, R), R a multiple of r) and so is the mean-tra
 - ``PSNR_3D``, ``SSIM`` and the rest of the X2CT table (:func:`orthogen.metrics.x2ct_metric_table`) against
   the real CT average-pooled to r;
 - ``reprojection_psnr_ap`` / ``_lateral`` / ``_mean``: the generated CT rendered in the DRR geometry of
-  the data preparation (:func:`orthogen.data.x2ct_prepare.view_aligned_drrs`, the detector framed on the
+  the data preparation (:func:`orthogen.drr.view_aligned.view_aligned_drrs`, the detector framed on the
   cube with the input views' pixel count) and preprocessed as the input views were
   (:func:`orthogen.data.x2ct_prepare.preprocess_drr`), PSNR (peak 1) against the input views.
 
@@ -141,7 +141,8 @@ class KneeCTMetricReport(ModelVsBaselineReport):
 
     def scores(self, pred: np.ndarray, label: np.ndarray, affine, views: np.ndarray) -> dict[str, float]:
         """Every metric of one generated CT (r^3, [0, 1]) against the real one (R^3, [0, 1], ``affine``)."""
-        from orthogen.data.x2ct_prepare import preprocess_drr, view_aligned_drrs
+        from orthogen.data.x2ct_prepare import preprocess_drr
+        from orthogen.drr.view_aligned import view_aligned_drrs
 
         size = pred.shape[-1]
         affine = np.asarray(affine, dtype=np.float64)

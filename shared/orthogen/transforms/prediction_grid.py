@@ -4,7 +4,7 @@ The knee CT diffusion model generates its CT at the cascade's highest resolution
 while the input item's affine (:class:`orthogen.data.biplanar_input.LoadBiplanarInputd`) belongs to the
 case's CT grid or to the S^3 cube of the S x S radiographs. :func:`affine_for_grid` rescales it so the
 r^3 grid covers the same cube (same centre, same edge in mm); :class:`PredictionGridAffined` sets it
-on ``image`` for the writer (:class:`orthogen.data.x2ct_prediction_writer.SaveX2CTPredictiond`).
+on ``image`` for the writer (:class:`orthogen.outputs.x2ct_prediction_writer.SaveX2CTPredictiond`).
 """
 from __future__ import annotations
 
