@@ -10,6 +10,12 @@ DiffDRR is a reference only: it lives in a separate venv (``make bench-setup``),
 dependencies pull a CUDA torch; this script calls that venv's Python in a subprocess (``--worker``).
 
     python scripts/bench_drr.py --reference-python .venv-bench/bin/python
+
+``--edge N`` replaces the three cases by one small one (an N^3 phantom -> AP + lateral at N^2) and
+``--no-reference`` times orthogen alone (no DiffDRR venv; its columns print ``-``): quick checks only,
+the documented figures are the default run's.
+
+    python scripts/bench_drr.py --edge 32 --repeats 1 --no-reference
 """
 from __future__ import annotations
 
@@ -99,13 +105,21 @@ def _normalized_max_difference(ours: np.ndarray, reference: np.ndarray) -> float
     return max(float(np.abs(a / a.max() - b / b.max()).max()) for a, b in zip(ours, reference))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference-python", default=".venv-bench/bin/python", help="python of the DiffDRR venv")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--edge", type=int, default=None,
+                        help="one case instead of the three: an EDGE^3 phantom -> AP + lateral EDGE^2 (quick checks)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="time orthogen alone, without the DiffDRR venv (its columns print '-')")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.edge is not None and args.edge < 8:
+        parser.error(f"--edge: expected at least 8 voxels, got {args.edge}")
+    cases = CASES if args.edge is None else [(f"{args.edge}^3 -> AP + lateral {args.edge}^2", args.edge,
+                                              128.0 / args.edge, [0.0, 90.0], args.edge)]
     if args.worker:
         worker(args)
         return
@@ -121,9 +135,12 @@ def main() -> None:
           f"cone beam SID {SID_MM:.0f} mm / SDD {SDD_MM:.0f} mm, median of {args.repeats} after a warm-up")
     print(f"{'case':34s} {'orthogen s':>11s} {'DiffDRR s':>10s} {'speed-up':>9s} {'max norm diff':>14s}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, edge, spacing, angles, size in CASES:
+        for name, edge, spacing, angles, size in cases:
             phantom = knee_phantom(seed=0, shape=(edge, edge, edge), spacing=(128 / edge,) * 3)
             ours_s, ours, pixel_mm = orthogen_render(phantom.volume_hu, phantom.affine, angles, size, args.repeats)
+            if args.no_reference:
+                print(f"{name:34s} {ours_s:11.3f} {'-':>10s} {'-':>9s} {'-':>14s}", flush=True)
+                continue
             nifti, mu, out, job = (Path(tmp) / f"{edge}.nii.gz", Path(tmp) / f"{edge}_mu.npy",
                                    Path(tmp) / "ref.npy", Path(tmp) / "job.json")
             nib.save(nib.Nifti1Image(phantom.volume_hu, phantom.affine), nifti)

@@ -66,14 +66,14 @@ def run_inference(case: Path, out: Path, resolution: int, args, patch: int) -> t
     return wall, usage.ru_maxrss / 2**20, text  # ru_maxrss: KiB on Linux
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolutions", default="128,512", help="output cube edges (default 128,512)")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps of the 32^3 cascade (bundle default 50)")
     parser.add_argument("--sr_steps", type=int, default=10, help="DDIM steps per super-resolution pass (default 10)")
     parser.add_argument("--sr_patch_sizes", default="64", help="super-resolution window edges to compare (default 64)")
     parser.add_argument("--samples", type=int, default=1, help="CTs per input (K; default 1)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import torch
 

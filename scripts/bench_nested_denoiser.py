@@ -20,12 +20,12 @@ def count(module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per case (default 3)")
     parser.add_argument("--backward", action="store_true", help="also time forward + backward")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import torch
 

@@ -41,7 +41,7 @@ def scores(volume: np.ndarray, truth: np.ndarray) -> list[float]:
     return [psnr, float(np.mean(np.abs(volume - truth))) * (HU_MAX - HU_MIN), dice, gradient(volume) / gradient(truth)]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset_dir", default=str(BUNDLE / "data" / "knee_ct_sr"))
     parser.add_argument("--weights", default=str(BUNDLE / "models" / "model_sr.pt"))
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--residual_scale", type=float, default=4.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default="phantom", help="what the cases are: phantom or real")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import h5py
     import torch

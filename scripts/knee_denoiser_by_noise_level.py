@@ -30,7 +30,7 @@ def mean_psnr(images: torch.Tensor, truth: torch.Tensor) -> float:
     return sum(radiograph_metrics(images[i], truth[i])["PSNR"] for i in range(len(images))) / len(images)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=Path("bundles/knee_radiograph_diffusion"))
     parser.add_argument("--condition", default="contour_bone", choices=["contour", "contour_bone"])
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-label", default="phantom", help="what the prepared dataset is: phantom or real")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     ctm, _, preprocessing, training, weights = bundle_pieces(args.bundle, "ctm", args.condition, args.weights,
