@@ -136,8 +136,13 @@ def test_evaluation_writes_the_metric_table_beside_the_mean_volume_baseline(trai
     assert len(rows) == 2 * n_test + 2
     assert {r["method"] for r in rows} == {"nested diffusion", "mean training volume"}
     assert all(r["data"] == "phantom" for r in rows)
+    means = {r["method"]: r for r in rows if r["case"] == "MEAN"}
     for key in ("bone_dice", "bone_assd_mm", "PSNR_3D", "SSIM", "reprojection_psnr_mean"):
-        assert key in rows[0] and np.isfinite(float(rows[-1][key])) or key == "bone_assd_mm", key
+        assert key in rows[0], key
+        assert np.isfinite(float(means["mean training volume"][key])), key
+        # a one-iteration model may draw no bone: its ASSD is then undefined (inf / nan), still a number
+        model = float(means["nested diffusion"][key])
+        assert np.isfinite(model) or (key == "bone_assd_mm" and float(means["nested diffusion"]["bone_dice"]) == 0), key
     assert "knee CT metric table" in log and "bone_dice" in log and "mean training volume" in log
     fid = {r["method"]: r for r in csv.DictReader((root / "eval" / "knee_ct_metrics_fid.csv").open())}
     assert set(fid) == {"nested diffusion", "mean training volume"}

@@ -2,6 +2,7 @@
 knee studies (scripts/load_demo_study.py: CT + DX AP + DX lateral each), and a MONAI Label server of the app
 started as its own process (orthogen.serving.label_server) on Orthanc's DICOMweb root, called with
 ``monailabel.client.MONAILabelClient``. The knee CT model (phantom-trained weights) runs with 5 DDIM steps.
+The default run has all of it (~30-45 s here) but the two slow-marked tests, each saying why (make test-slow).
 """
 from __future__ import annotations
 
@@ -27,8 +28,6 @@ from orthogen.serving.server_process import is_alive, port_is_free
 
 from label_app_studies import write_label_app_studies
 from repo_scripts import load_script
-
-pytestmark = pytest.mark.slow  # Orthanc + a MONAI Label server + headless Chromium: ~1.5 min (make test-slow)
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "knee_xray2ct_diffusion"
@@ -132,6 +131,10 @@ def test_the_generated_ct_is_stored_in_the_studys_uid_with_its_geometry(stack, g
     assert back_hu[-1] - back_hu[0] > 500  # bone and air, not a constant
 
 
+# slow: the bundle run again on the DX files as a `monai.bundle run` subprocess (torch + MONAI start-up + the 5
+# steps: ~15-24 s, the file's largest cost); it checks the app against the bundle, not the DICOMweb path
+# (the default-run tests above and below cover that)
+@pytest.mark.slow
 def test_the_generated_ct_is_what_the_bundle_writes_from_the_same_dicom_files(stack, generated, tmp_path):
     """The app is a thin adapter: the bundle run directly on the DX files gives the same CT."""
     from bundle_runs import bundle_log
@@ -170,6 +173,9 @@ def test_bad_dicomweb_requests_are_400_naming_the_field_and_store_nothing(stack,
     assert requests.get(f"{label.url}/info/", timeout=10).ok
 
 
+# slow: a second label server process (~6 s) only for the command line's start / stop by pid file; the
+# default run starts and stops the stack's server through LabelServer
+@pytest.mark.slow
 def test_the_label_server_stops_by_pid(tmp_path):
     from orthogen.serving import label_server
 

@@ -1,7 +1,10 @@
 """The shipped spine_x2ct_gan weights against the mean-training-volume baseline, on held-out phantoms.
 
-The data are exactly those `make spine-x2ct-model` evaluates on: phantom spines of seeds 100-179, one case
-per vertebra at 32^3, the seeded 80/20 split by spine. Nothing here is real patient data.
+Slow tier: exactly the data `make spine-x2ct-model` evaluates on: phantom spines of seeds 100-179, one case
+per vertebra at 32^3, the seeded 80/20 split by spine (documented: PSNR-3D 33.64 dB against the mean
+volume's 28.03, +5.6). Default tier: ten phantom spines the model never saw (seeds 900-909) prepared the
+same way; the bundle's evaluating command scores the split's two test spines (10 vertebrae) against the mean
+of its training vertebrae. Nothing here is real patient data.
 """
 import subprocess
 import sys
@@ -22,6 +25,29 @@ def _psnr_3d_row(log: str) -> tuple[float, float]:
     return model, baseline
 
 
+def _evaluate(dataset: Path, output: Path) -> str:
+    files = f"['{BUNDLE / 'configs' / 'inference.json'}','{BUNDLE / 'configs' / 'evaluate.json'}']"
+    result = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "evaluating", "--config_file", files, "--bundle_root",
+         str(BUNDLE), "--dataset_dir", str(dataset), "--output_dir", str(output)],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
+def test_shipped_model_beats_the_mean_volume_on_unseen_spines(tmp_path):
+    for seed in range(900, 910):
+        p = SpinePhantom.from_seed(seed).render()
+        write_case(p.volume_hu, p.labels, p.affine, tmp_path / "phantoms", f"spine_{seed:04d}")
+    datalist = prepare_x2ct_dataset(tmp_path / "phantoms", tmp_path / "x2ct", X2CTPreparation(size=32))
+    assert len(datalist["test"]) == 10  # 2 held-out spines x 5 vertebrae
+    log = _evaluate(tmp_path / "x2ct", tmp_path / "eval")
+    assert "10 phantom test cases" in log
+    model, baseline = _psnr_3d_row(log)
+    print(f"PSNR-3D: model {model:.2f} dB, mean training volume {baseline:.2f} dB")
+    assert model >= 32.7 and model - baseline >= 5.0, f"model {model:.2f} dB vs baseline {baseline:.2f} dB (PSNR-3D)"
+
+
 @pytest.mark.slow  # ~4 min: 80 phantom spines prepared, the test split evaluated (make test-slow)
 def test_shipped_model_beats_the_mean_volume_baseline_by_5_db(tmp_path):
     for seed in range(100, 180):
@@ -29,12 +55,7 @@ def test_shipped_model_beats_the_mean_volume_baseline_by_5_db(tmp_path):
         write_case(p.volume_hu, p.labels, p.affine, tmp_path / "phantoms", f"spine_{seed:04d}")
     datalist = prepare_x2ct_dataset(tmp_path / "phantoms", tmp_path / "x2ct", X2CTPreparation(size=32))
     assert len(datalist["test"]) == 80  # 16 held-out spines x 5 vertebrae
-    files = f"['{BUNDLE / 'configs' / 'inference.json'}','{BUNDLE / 'configs' / 'evaluate.json'}']"
-    result = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "evaluating", "--config_file", files, "--bundle_root",
-         str(BUNDLE), "--dataset_dir", str(tmp_path / "x2ct"), "--output_dir", str(tmp_path / "eval")],
-        capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "80 phantom test cases" in result.stdout
-    model, baseline = _psnr_3d_row(result.stdout)
-    assert model - baseline >= 5.0, f"model {model:.2f} dB vs mean-volume baseline {baseline:.2f} dB (PSNR-3D)"
+    log = _evaluate(tmp_path / "x2ct", tmp_path / "eval")
+    assert "80 phantom test cases" in log
+    model, baseline = _psnr_3d_row(log)
+    assert abs(model - 33.64) <= 0.3 and model - baseline >= 5.0, f"model {model:.2f} dB vs mean-volume baseline {baseline:.2f} dB (PSNR-3D)"
