@@ -248,7 +248,7 @@ def compare(ncsnpp_module, case: dict, seed: int, dtype: torch.dtype) -> dict:
                 seconds=seconds)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, required=True, help="a checkout of yang-song/score_sde_pytorch")
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), choices=list(CASES))
@@ -258,7 +258,7 @@ def main() -> None:
                              f"(default by dtype: {', '.join(f'{k} {v:g}' for k, v in TOLERANCES.items())})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    arguments = parser.parse_args()
+    arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
     ncsnpp_module = import_reference(arguments.reference)
     failed = []

@@ -166,7 +166,8 @@ def test_demo_writes_the_montage_and_the_x2ct_result(tmp_path):
     segmentation = next(Path(p) for p in printed if p.endswith("_contour_bone.png"))
     drr = segmentation.with_name(segmentation.name.replace("_contour_bone.png", "_radiograph.png"))
     mae = np.abs(np.asarray(Image.open(generated), float) - np.asarray(Image.open(drr), float)).mean() / 65535
-    assert mae < 0.04  # the mean training radiograph scores 0.05 on the phantom test split
+    # measured 0.0169 (2026-12-07); the CTM's test-split mean is 0.0132, the mean training radiograph's 0.049
+    assert mae < 0.025
     # the knee CT generated from the fresh phantom's two DRRs has its bones where the phantom has them
     from orthogen.data.x2ct_hdf5 import read_x2ct_case
     from orthogen.metrics.bone_overlap import bone_overlap
@@ -175,6 +176,7 @@ def test_demo_writes_the_montage_and_the_x2ct_result(tmp_path):
     truth = read_x2ct_case(next(p for p in printed if p.endswith("knee_ct_0007.h5")))
     assert tuple(knee_ct.shape) == (32, 32, 32) and float(knee_ct.max()) > 200
     overlap = bone_overlap(knee_ct, knee_ct.affine.numpy(), truth.ct_hu, truth.affine)
-    assert overlap.dice > 0.5  # the shipped model's phantom test-split mean is 0.69 (baseline 0.77)
+    # measured 0.908 on this knee (2026-12-07); the test-split mean is 0.868, the mean training volume's 0.772
+    assert overlap.dice >= 0.85
     std = read_ct(next(p for p in printed if p.endswith("knee_ct_0007_ct_std.nii.gz")))  # two samples' spread
     assert tuple(std.shape) == (32, 32, 32) and float(std.min()) >= 0 and float(std.mean()) > 1.0

@@ -225,3 +225,17 @@ def test_bench_nested_denoiser_counts_parameters_and_times_both_forwards(capsys)
         row = _row(out, rf"\s+forward\s+{re.escape(resolutions)}\s+{NUMBER} s \(min {NUMBER}, max {NUMBER}\)")
         median, low, high = _finite(*row.groups())
         assert median == low == high >= 0.0  # one call; printed with 2 decimals
+
+
+def test_compare_ncsnpp_with_score_sde_maps_every_parameter_and_refuses_a_folder_that_is_no_checkout(tmp_path):
+    """The comparison itself needs a score_sde_pytorch checkout (run by hand: the knee radiograph bundle docs
+    give the command and its result); without one the script must stop at the door with one line, and its
+    forward-order walk of our network must reach every parameter (the weight copy relies on it)."""
+    from orthogen.networks.ncsnpp import NCSNPP_PRESETS, NCSNpp
+
+    script = load_script("compare_ncsnpp_with_score_sde")
+    with pytest.raises(SystemExit, match="is not a score_sde_pytorch checkout"):
+        script.main(["--reference", str(tmp_path)])
+    network = NCSNpp(**NCSNPP_PRESETS["phantom_cpu"], in_channels=2, image_size=64)
+    walked = {id(p) for _, module in script.ours_in_forward_order(network) for p in module.parameters()}
+    assert walked == {id(p) for p in network.parameters()}
