@@ -8,7 +8,8 @@ view-aligned cubes with 128^2 AP / lateral DRRs, split 8:1:1 by knee with seed 0
 patient data. Both tiers run the bundle's own evaluating command (`python -m monai.bundle run evaluating`).
 
 - default run: three test-split knees (one on each of three grids) against the mean of ten training knees
-  (two per grid): the model's bone Dice after registration must reach 0.84 and beat that baseline by 0.05.
+  (two per grid): the model's bone Dice after registration (measured 0.885 on 2026-12-07, the baseline
+  0.806) must reach 0.86 and beat that baseline by 0.05.
 - slow (``make test-slow``): the whole documented split; Dice >= 0.84, >= baseline + 0.08, and within 0.02
   of the documented 0.868.
 """
@@ -92,7 +93,7 @@ def test_the_shipped_model_beats_the_mean_volume_on_three_test_knees(tmp_path):
     scores = _evaluate(tmp_path / "knee_ct", tmp_path / "eval")
     model, baseline = scores["nested diffusion"]["bone_dice"], scores["mean training volume"]["bone_dice"]
     print(f"bone Dice after registration: model {model:.4f}, mean of 10 training knees {baseline:.4f}")
-    assert model >= 0.84 and model - baseline >= 0.05, (model, baseline)
+    assert model >= 0.86 and model - baseline >= 0.05, (model, baseline)
 
 
 @pytest.mark.slow  # ~12 min alone on 2 CPU cores (100 phantoms prepared, 10 knees sampled), more when loaded

@@ -45,7 +45,8 @@ def test_shipped_model_beats_the_mean_volume_on_unseen_spines(tmp_path):
     assert "10 phantom test cases" in log
     model, baseline = _psnr_3d_row(log)
     print(f"PSNR-3D: model {model:.2f} dB, mean training volume {baseline:.2f} dB")
-    assert model >= 32.7 and model - baseline >= 5.0, f"model {model:.2f} dB vs baseline {baseline:.2f} dB (PSNR-3D)"
+    # measured 33.71 against 27.92 dB (2026-12-07): the floor is that figure less 0.5 dB
+    assert model >= 33.2 and model - baseline >= 5.0, f"model {model:.2f} dB vs baseline {baseline:.2f} dB (PSNR-3D)"
 
 
 @pytest.mark.slow  # ~4 min: 80 phantom spines prepared, the test split evaluated (make test-slow)
@@ -58,4 +59,5 @@ def test_shipped_model_beats_the_mean_volume_baseline_by_5_db(tmp_path):
     log = _evaluate(tmp_path / "x2ct", tmp_path / "eval")
     assert "80 phantom test cases" in log
     model, baseline = _psnr_3d_row(log)
-    assert abs(model - 33.64) <= 0.3 and model - baseline >= 5.0, f"model {model:.2f} dB vs mean-volume baseline {baseline:.2f} dB (PSNR-3D)"
+    assert abs(model - 33.64) <= 0.3 and model - baseline >= 5.0, \
+        f"model {model:.2f} dB vs mean-volume baseline {baseline:.2f} dB (PSNR-3D)"
