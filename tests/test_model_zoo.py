@@ -33,6 +33,7 @@ from orthogen.model_zoo import (
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "spine_x2ct_gan"
 NAME = "spine_x2ct_gan"
+VERSION = json.loads((BUNDLE / "configs" / "metadata.json").read_text())["version"]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def _small_bundle(repo: Path, name: str, version: str) -> Path:
 def test_zip_holds_the_tracked_bundle_files_under_its_name(zoo):
     _, entry = zoo
     tracked = subprocess.run(["git", "ls-files"], cwd=BUNDLE, capture_output=True, text=True, check=True)
-    assert entry.zip_path.name == f"{NAME}_v0.2.1.zip"
+    assert entry.zip_path.name == f"{NAME}_v{VERSION}.zip"
     with zipfile.ZipFile(entry.zip_path) as archive:
         names = archive.namelist()
         shipped = archive.read(f"{NAME}/models/model.pt")
@@ -126,15 +127,15 @@ def test_sha256_does_not_depend_on_file_times(tmp_path):
 def test_model_info_follows_model_zoo_layout(zoo):
     out, entry = zoo
     index = json.loads((out / "model_info.json").read_text())
-    assert index == {f"{NAME}_v0.2.1": {"checksum": entry.sha256, "hash_type": "sha256",
-                                         "source": f"{NAME}_v0.2.1.zip"}}
+    assert index == {f"{NAME}_v{VERSION}": {"checksum": entry.sha256, "hash_type": "sha256",
+                                         "source": f"{NAME}_v{VERSION}.zip"}}
     assert read_model_info(out) == index
 
 
 def test_source_url_is_written_as_given(zoo, tmp_path):
     _, entry = zoo
     write_model_info([entry], tmp_path, source_url="https://example.org/zoo/")
-    assert read_model_info(tmp_path)[entry.key]["source"] == f"https://example.org/zoo/{NAME}_v0.2.1.zip"
+    assert read_model_info(tmp_path)[entry.key]["source"] == f"https://example.org/zoo/{NAME}_v{VERSION}.zip"
 
 
 def test_monai_download_then_load_gives_the_shipped_weights(zoo, tmp_path, monkeypatch):
@@ -165,7 +166,7 @@ def test_fetch_bundle_from_folder_verifies_and_extracts(zoo, tmp_path):
     assert sorted(p.name for p in (tmp_path / "bundles").iterdir()) == [NAME]  # no staging folder left
     assert (target / "models" / "model.pt").read_bytes() == (BUNDLE / "models" / "model.pt").read_bytes()
     assert (target / "configs" / "metadata.json").read_text() == (BUNDLE / "configs" / "metadata.json").read_text()
-    assert fetch_bundle(NAME, out, tmp_path / "bundles", version="0.2.1") == target  # already there
+    assert fetch_bundle(NAME, out, tmp_path / "bundles", version=VERSION) == target  # already there
 
 
 def test_fetch_bundle_over_http(zoo, tmp_path):
