@@ -17,6 +17,7 @@ patient data. Both tiers run the bundle's own evaluating command (`python -m mon
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 from dataclasses import asdict
@@ -41,11 +42,12 @@ def _numbers(text: str) -> tuple:
     return tuple(values * 3 if len(values) == 1 else values)
 
 
-def makefile_grids() -> list[tuple[tuple, tuple]]:
+@functools.cache
+def makefile_grids() -> tuple[tuple[tuple, tuple], ...]:
     """[(shape, spacing mm), ...] of the Makefile's KNEE_CT_GRIDS, in order (seeds 300-319 on the first)."""
     line = next(l for l in (REPO / "Makefile").read_text().splitlines() if l.startswith("KNEE_CT_GRIDS"))
     grids = [grid.split() for grid in re.findall(r'"([^"]+)"', line)]
-    return [(tuple(int(v) for v in _numbers(shape)), _numbers(spacing)) for shape, spacing in grids]
+    return tuple((tuple(int(v) for v in _numbers(shape)), _numbers(spacing)) for shape, spacing in grids)
 
 
 def knee_seed_grid(seed: int) -> tuple[tuple, tuple]:

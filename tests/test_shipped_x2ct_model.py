@@ -35,13 +35,19 @@ def _evaluate(dataset: Path, output: Path) -> str:
     return result.stdout
 
 
-def test_shipped_model_beats_the_mean_volume_on_unseen_spines(tmp_path):
-    for seed in range(900, 910):
+def _evaluated_spines(seeds: range, root: Path) -> tuple[int, str]:
+    """Phantom spines of ``seeds`` prepared as `make spine-x2ct-model` does (one 32^3 case per vertebra, the
+    seeded split by spine) and the bundle's evaluating run on their test split: (test cases, log)."""
+    for seed in seeds:
         p = SpinePhantom.from_seed(seed).render()
-        write_case(p.volume_hu, p.labels, p.affine, tmp_path / "phantoms", f"spine_{seed:04d}")
-    datalist = prepare_x2ct_dataset(tmp_path / "phantoms", tmp_path / "x2ct", X2CTPreparation(size=32))
-    assert len(datalist["test"]) == 10  # 2 held-out spines x 5 vertebrae
-    log = _evaluate(tmp_path / "x2ct", tmp_path / "eval")
+        write_case(p.volume_hu, p.labels, p.affine, root / "phantoms", f"spine_{seed:04d}")
+    datalist = prepare_x2ct_dataset(root / "phantoms", root / "x2ct", X2CTPreparation(size=32))
+    return len(datalist["test"]), _evaluate(root / "x2ct", root / "eval")
+
+
+def test_shipped_model_beats_the_mean_volume_on_unseen_spines(tmp_path):
+    n_test, log = _evaluated_spines(range(900, 910), tmp_path)
+    assert n_test == 10  # 2 held-out spines x 5 vertebrae
     assert "10 phantom test cases" in log
     model, baseline = _psnr_3d_row(log)
     print(f"PSNR-3D: model {model:.2f} dB, mean training volume {baseline:.2f} dB")
@@ -51,12 +57,8 @@ def test_shipped_model_beats_the_mean_volume_on_unseen_spines(tmp_path):
 
 @pytest.mark.slow  # ~4 min: 80 phantom spines prepared, the test split evaluated (make test-slow)
 def test_shipped_model_beats_the_mean_volume_baseline_by_5_db(tmp_path):
-    for seed in range(100, 180):
-        p = SpinePhantom.from_seed(seed).render()
-        write_case(p.volume_hu, p.labels, p.affine, tmp_path / "phantoms", f"spine_{seed:04d}")
-    datalist = prepare_x2ct_dataset(tmp_path / "phantoms", tmp_path / "x2ct", X2CTPreparation(size=32))
-    assert len(datalist["test"]) == 80  # 16 held-out spines x 5 vertebrae
-    log = _evaluate(tmp_path / "x2ct", tmp_path / "eval")
+    n_test, log = _evaluated_spines(range(100, 180), tmp_path)
+    assert n_test == 80  # 16 held-out spines x 5 vertebrae
     assert "80 phantom test cases" in log
     model, baseline = _psnr_3d_row(log)
     assert abs(model - 33.64) <= 0.3 and model - baseline >= 5.0, \
