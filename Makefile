@@ -66,7 +66,7 @@ knee-radiograph-data: setup
 	$(BIN)/orthogen prepare knee-radiographs output/knee_phantoms --out $(KNEE_RADIOGRAPH)/data/knee_radiographs \
 		--size 64 --workers 2
 
-# The contour+bone CTM as shipped (0.4.0): 8 epochs, then 12 more from those EMA weights (a fresh Adam state, seed 1).
+# The contour+bone CTM as shipped (0.4.0; models/model.pt, the bundle's default): 8 epochs, then 12 more from those EMA weights (a fresh Adam state, seed 1).
 # Then the two preconditioned CTMs (configs/preconditioned.json, 0.5.0): from scratch, 20 and 16 epochs.
 knee-radiograph-models: knee-radiograph-data
 	for run in "ctm contour_bone 8" "unet contour_bone 4" "ctm contour 6" "unet contour 3" "csm contour_bone 2"; do \
@@ -75,9 +75,9 @@ knee-radiograph-models: knee-radiograph-data
 			--bundle_root . --condition $$2 --max_epochs $$3) || exit 1; \
 	done
 	$(KNEE_RADIOGRAPH_RUN) training --config_file "['configs/train.json','configs/train_ctm.json']" --bundle_root . \
-		--condition contour_bone --max_epochs 12 --seed 1 --init_from models/ctm_contour_bone.pt \
+		--condition contour_bone --max_epochs 12 --seed 1 --init_from models/model.pt \
 		--output_dir runs/ctm_contour_bone_more --ckpt_path runs/ctm_contour_bone_more/ctm_contour_bone.pt
-	cp $(KNEE_RADIOGRAPH)/runs/ctm_contour_bone_more/ctm_contour_bone.pt $(KNEE_RADIOGRAPH)/models/ctm_contour_bone.pt
+	cp $(KNEE_RADIOGRAPH)/runs/ctm_contour_bone_more/ctm_contour_bone.pt $(KNEE_RADIOGRAPH)/models/model.pt
 	for run in "contour_bone 20" "contour 16"; do \
 		set -- $$run; \
 		($(KNEE_RADIOGRAPH_RUN) training --config_file "['configs/train.json','configs/train_ctm.json','configs/preconditioned.json']" \
@@ -100,8 +100,11 @@ knee-radiograph-table: setup
 # stops what `make orthanc` started, by its pid.
 ORTHANC_DIR := output/orthanc
 ORTHANC_PORT := 8042
-serve-deps:
+# then the OHIF viewer (npm pack @ohif/app, pinned by version and sha256, pruned) into build/ohif-viewer.
+OHIF_VIEWER := build/ohif-viewer
+serve-deps: setup
 	sh scripts/install_serving_deps.sh
+	$(BIN)/python -m orthogen.serving.ohif_viewer install --dest $(OHIF_VIEWER)
 
 orthanc: setup serve-deps
 	$(BIN)/python -m orthogen.serving.orthanc_server start --folder $(ORTHANC_DIR) --http-port $(ORTHANC_PORT)
@@ -126,7 +129,7 @@ stop:
 # The shipped knee_xray2ct_diffusion weights: 100 phantom knees (seeds 300-399) on five scanner grids (20 each:
 # 153.6 mm at 1.6 mm; 160 x 150 mm at 2.0 / 1.5 mm slices; 140 x 175 mm at 1.25 / 2.5 mm; 150 x 192 mm at
 # 1.5 / 3.0 mm; 120 mm at 1.0 mm), so the cube edge, pixel spacing and slice thickness vary -> 64^3 view-aligned
-# cubes + 128^2 AP/lateral DRRs, split 8:1:1 by knee -> the 32^3 stage (epochs as shipped: see the bundle docs).
+# cubes + 128^2 AP/lateral DRRs, split 8:1:1 by knee -> the 32^3 stage, models/model.pt (epochs as shipped: see the bundle docs).
 KNEE_CT := bundles/knee_xray2ct_diffusion
 KNEE_CT_GRIDS := "96 1.6" "80,80,100 2.0,2.0,1.5" "112,112,70 1.25,1.25,2.5" "100,100,64 1.5,1.5,3.0" "120 1.0"
 knee-ct-data: setup

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle", type=Path, default=Path("bundles/knee_radiograph_diffusion"))
     parser.add_argument("--method", default="ctm", choices=["ctm", "csm"])
     parser.add_argument("--condition", default="contour_bone", choices=["contour", "contour_bone"])
-    parser.add_argument("--weights", type=Path, default=None, help="default: the bundle's models/<name>.pt")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="default: the bundle's ckpt_path (models/model.pt for the CTM contour+bone, "
+                             "else models/<name>.pt)")
     parser.add_argument("--config", nargs="*", default=[],
                         help="bundle config files merged over inference.json (e.g. preconditioned.json)")
     parser.add_argument("--images", type=int, default=8,

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=Path("bundles/knee_radiograph_diffusion"))
     parser.add_argument("--condition", default="contour_bone", choices=["contour", "contour_bone"])
-    parser.add_argument("--weights", type=Path, default=None, help="the CTM's weights (default: models/ctm_<condition>.pt)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="the CTM's weights (default: the bundle's ckpt_path: models/model.pt for "
+                             "contour_bone, models/ctm_contour.pt for contour)")
     parser.add_argument("--config", nargs="*", default=[],
                         help="bundle config files merged over inference.json (e.g. preconditioned.json)")
     parser.add_argument("--split", default="validation", choices=["test", "validation"])

@@ -48,8 +48,8 @@ def trained(root):
 
 def test_each_method_trains_and_writes_its_ema_weights(trained):
     root, logs = trained
-    for name in ("ctm_contour_bone", "csm", "unet_contour_bone"):
-        weights = torch.load(root / "models" / f"{name}.pt", weights_only=True)
+    for weights_file in ("model.pt", "csm.pt", "unet_contour_bone.pt"):  # model.pt: the CTM contour+bone
+        weights = torch.load(root / "models" / weights_file, weights_only=True)
         assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
     for log in logs.values():
         assert "Epoch[1] Complete" in log and "saved the EMA weights" in log
@@ -63,12 +63,13 @@ def test_each_epoch_scores_the_ema_on_validation_images_and_keeps_the_best(train
     import re
 
     root, logs = trained
-    for method, name in (("ctm", "ctm_contour_bone"), ("csm", "csm"), ("unet", "unet_contour_bone")):
+    for method, name, weights_file in (("ctm", "ctm_contour_bone", "model.pt"), ("csm", "csm", "csm.pt"),
+                                       ("unet", "unet_contour_bone", "unet_contour_bone.pt")):
         psnr = re.search(r"Key metric: val_psnr best value: ([-\d.]+) at epoch: 1", logs[method])
         assert psnr and 0.0 < float(psnr.group(1)) < 60.0, logs[method][-2000:]
         assert re.search(r"val_mae: 0\.\d+", logs[method])
         best = torch.load(root / "runs" / name / "best_validation_psnr.pt", weights_only=True)
-        last = torch.load(root / "models" / f"{name}.pt", weights_only=True)
+        last = torch.load(root / "models" / weights_file, weights_only=True)
         assert set(best) == set(last) and all(torch.equal(best[k], last[k]) for k in last)  # one epoch: the same EMA
 
 
@@ -174,7 +175,8 @@ def test_the_default_inference_command_runs_with_the_shipped_ctm_weights(tmp_pat
 @pytest.mark.parametrize("method, condition", [("ctm", "contour_bone"), ("ctm", "contour"), ("unet", "contour_bone"),
                                                ("unet", "contour"), ("csm", "contour_bone")])
 def test_each_shipped_model_fits_the_default_network_of_its_method(method, condition):
-    """The five phantom-trained models of Table I load into the network inference.json builds for them."""
+    """The five phantom-trained models of Table I load into the network inference.json builds for them; the
+    default one (CTM, contour+bone) is models/model.pt, the file model-zoo's verify_bundle requires."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
@@ -182,7 +184,8 @@ def test_each_shipped_model_fits_the_default_network_of_its_method(method, condi
     parser.update({"bundle_root": str(BUNDLE), "method": method, "condition": condition,
                    "device": "$torch.device('cpu')"})
     loader = parser.get_parsed_content("checkpoint_loader")  # reads and checks the weights: InputError otherwise
-    assert Path(loader.load_path) == BUNDLE / "models" / ("csm.pt" if method == "csm" else f"{method}_{condition}.pt")
+    name = "csm" if method == "csm" else f"{method}_{condition}"
+    assert Path(loader.load_path) == BUNDLE / "models" / ("model.pt" if name == "ctm_contour_bone" else f"{name}.pt")
 
 
 @pytest.mark.parametrize("condition", ["contour_bone", "contour"])

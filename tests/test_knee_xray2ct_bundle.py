@@ -60,7 +60,7 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(root):
-    """The base stage trained for one iteration: models/model_8.pt and its log."""
+    """The base stage (8^3 here) trained for one iteration: models/model.pt and its log."""
     log = _ok(_run("training", ["train.json"], root, *SMALL, *TRAIN))
     return root, log
 
@@ -85,7 +85,7 @@ def radiographs(tmp_path_factory):
 def test_the_base_stage_trains_and_writes_its_ema_weights(trained):
     root, log = trained
     assert "Epoch[1] Complete" in log and "saved the EMA weights" in log
-    weights = torch.load(root / "models" / "model_8.pt", weights_only=True)
+    weights = torch.load(root / "models" / "model.pt", weights_only=True)
     assert any(k.startswith("encoder.") for k in weights) and any(k.startswith("denoiser.core.") for k in weights)
     assert not any(k.startswith("denoiser.outer_levels.") for k in weights)
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
@@ -169,9 +169,9 @@ def test_the_next_stage_starts_from_the_previous_stages_weights(trained):
     root, _ = trained
     log = _ok(_run("training", ["train.json", "train_64.json"], root, "--image_size", str(VIEWS),
                    "--resolutions", "[8,16]", *TRAIN))
-    assert f"loaded the inner stage from {root / 'models' / 'model_8.pt'}" in log
+    assert f"loaded the inner stage from {root / 'models' / 'model.pt'}" in log
     assert "new tensors of the added outer level" in log
-    inner = torch.load(root / "models" / "model_8.pt", weights_only=True)
+    inner = torch.load(root / "models" / "model.pt", weights_only=True)
     outer = torch.load(root / "models" / "model_16.pt", weights_only=True)
     assert set(inner) < set(outer) and all(k.startswith("denoiser.outer_levels.0.") for k in set(outer) - set(inner))
 
@@ -194,7 +194,7 @@ def test_inner_stage_loading_keeps_the_inner_outputs_and_names_a_wrong_file():
 
 def test_inference_without_its_weights_file_stops_with_one_line(radiographs, tmp_path):
     folder, _ = radiographs
-    out, missing = tmp_path / "out", tmp_path / "models" / "model_32.pt"
+    out, missing = tmp_path / "out", tmp_path / "models" / "model.pt"
     result = _run("inference", ["inference.json"], BUNDLE, "--input_ap", str(folder / "ap.dcm"),
                   "--input_lateral", str(folder / "lateral.dcm"), "--slice_thickness", "1.0",
                   "--output_dir", str(out), "--ckpt_path", str(missing))
@@ -212,7 +212,7 @@ def test_the_shipped_phantom_trained_weights_fit_the_default_network_and_the_def
     parser.read_meta(CONFIGS / "metadata.json")
     assert parser["_meta_"]["orthogen_weights"] == "phantom-trained"
     network = parser.get_parsed_content("network_def", instantiate=True)
-    weights = torch.load(BUNDLE / "models" / "model_32.pt", weights_only=True)
+    weights = torch.load(BUNDLE / "models" / "model.pt", weights_only=True)
     assert network.load_state_dict(weights) is not None  # strict: every key and shape fits
     folder, study = radiographs
     out = tmp_path / "out"
@@ -283,14 +283,19 @@ def test_bundle_license_is_the_repository_license():
 def test_each_stage_trains_with_its_batch_size_and_starts_from_the_previous_stages_weights(stage, default, paper):
     from monai.bundle import ConfigParser
 
-    for preset, batch, prefix in (([], default, "model_"), (["paper_scale.json"], paper, "model_paper_scale_")):
+    def stage_weights(prefix: str, resolutions: list[int]) -> str:
+        """models/<prefix>.pt for the base stage alone (32^3; models/model.pt is model-zoo's default weights
+        file), models/<prefix>_<r>.pt for a later stage ending at r."""
+        return f"/b/models/{prefix}.pt" if len(resolutions) == 1 else f"/b/models/{prefix}_{resolutions[-1]}.pt"
+
+    for preset, batch, prefix in (([], default, "model"), (["paper_scale.json"], paper, "model_paper_scale")):
         parser = ConfigParser()
         parser.read_config([str(CONFIGS / name) for name in ("train.json", *([stage] if stage else []), *preset)])
         parser.update({"bundle_root": "/b"})
         resolutions = parser.get_parsed_content("resolutions")
         assert parser.get_parsed_content("batch_size") == batch
-        assert parser.get_parsed_content("ckpt_path") == f"/b/models/{prefix}{resolutions[-1]}.pt"
-        expected = f"/b/models/{prefix}{resolutions[-2]}.pt" if stage else ""
+        assert parser.get_parsed_content("ckpt_path") == stage_weights(prefix, resolutions)
+        expected = stage_weights(prefix, resolutions[:-1]) if stage else ""
         assert parser.get_parsed_content("init_from") == expected
 
 

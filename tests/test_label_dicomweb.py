@@ -6,7 +6,6 @@ The default run has all of it (~30-45 s here) but the two slow-marked tests, eac
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from repo_scripts import load_script
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "knee_xray2ct_diffusion"
 SIZE = 32  # the demo knee CT's grid (128 mm: 4 mm voxels); its DRRs are 64 x 64
-OHIF_ASSETS = Path(importlib.util.find_spec("monailabel").origin).parent / "endpoints" / "static" / "ohif" / "assets"
 REQUEST = {"slice_thickness": 1.0, "steps": 5, "seed": 0, "device": "cpu"}
 
 
@@ -107,7 +105,7 @@ def test_the_generated_ct_is_stored_in_the_studys_uid_with_its_geometry(stack, g
     stored = params["stored_series"]
     assert stored["StudyInstanceUID"] == study_uid and stored["Modality"] == "CT"
     assert stored["instances"] == nib.load(nifti).shape[2] == 32  # the shipped 32^3 stage
-    assert "synthetic" in stored["SeriesDescription"] and "phantom-trained" in stored["SeriesDescription"]
+    assert stored["SeriesDescription"].startswith("Synthetic knee_xray2ct s0 5 steps") and "phantom-trained" in stored["SeriesDescription"]
 
     client = DICOMwebClient(orthanc.dicomweb_url)
     series = client.search_for_series(study_uid)
@@ -190,31 +188,6 @@ def test_the_label_server_stops_by_pid(tmp_path):
         requests.get(f"http://127.0.0.1:{port}/info/", timeout=5)
 
 
-def test_ohif_in_headless_chromium_lists_and_renders_the_generated_ct(stack, generated, tmp_path):
-    """OHIF from the app's /ohif/ (subfolder files served), over the server's DICOMweb proxy to Orthanc: the
-    study browser lists the generated series, the viewport shows it with anterior up and the patient's
-    right on the left (axial, radiological convention), and the canvas holds an image."""
-    _, label, studies = stack
-    _, params = generated
-    for path, kind in (("ohif/", "text/html"), ("ohif/app-config.js", "javascript"),
-                       (f"ohif/assets/{next((OHIF_ASSETS).iterdir()).name}", "")):
-        answer = requests.get(f"{label.url}/{path}", timeout=10)
-        assert answer.ok and kind in answer.headers["content-type"], path
-        if path.startswith("ohif/assets/"):
-            assert "text/html" not in answer.headers["content-type"]  # MONAI Label's own route gave index.html
-    viewer = load_script("ohif_screenshot")
-    stored = params["stored_series"]
-    report = viewer.view_series(label.url, studies[0].study_instance_uid, stored["SeriesInstanceUID"],
-                                tmp_path / "ohif_generated_ct.png", slices_forward=16)
-    assert stored["SeriesDescription"] in report.listed  # the study browser's thumbnail
-    assert "Knee X-ray to CT diffusion synthetic CT" in report.viewport_text  # the series in the viewport
-    assert "I:\n17 (17/32)" in report.viewport_text  # the middle slice of the 32-slice series
-    assert report.markers["top-mid"] == "A" and report.markers["left-mid"] == "R"
-    assert report.canvas_std > 10  # an image was drawn (a blank WebGL canvas reads 0)
-    with Image.open(report.screenshot) as picture:
-        assert picture.size[0] == viewer.WINDOW[0] and picture.size[1] > 600
-
-
 def test_a_segmentation_series_gives_a_radiograph_stored_in_its_study(stack, tmp_path):
     """Segmentation -> radiograph over DICOMweb: a contour+bone segmentation (a phantom knee's, 64 px) stored
     as a DICOM image in study 3; the U-Net's radiograph comes back and is stored as a new series there."""
@@ -236,10 +209,115 @@ def test_a_segmentation_series_gives_a_radiograph_stored_in_its_study(stack, tmp
         assert picture.size == (64, 64)
     stored = params["stored_series"]
     assert stored["StudyInstanceUID"] == studies[0].study_instance_uid and stored["instances"] == 1
-    assert "synthetic radiograph" in stored["SeriesDescription"]
+    assert stored["SeriesDescription"].startswith("Synthetic unet_contour_bone")
     (back,) = DICOMwebClient(orthanc.dicomweb_url).retrieve_series(stored["StudyInstanceUID"],
                                                                    stored["SeriesInstanceUID"])
     assert back.PatientID == "ORTHOGEN-KNEE-0003" and back.SourceImageSequence[0].ReferencedSOPInstanceUID == \
         pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
     with Image.open(image) as picture:
         np.testing.assert_allclose(back.pixel_array / 65535.0, np.asarray(picture) / 65535.0, atol=1 / 65535.0)
+
+
+def _infer_json(label, image: str, params: dict) -> dict:
+    """POST /infer/<MODEL>?output=json as MONAI Label's client sends it (params as a form field)."""
+    answer = requests.post(f"{label.url}/infer/{MODEL}", params={"image": image, "output": "json"},
+                           data={"params": json.dumps(params)}, timeout=300)
+    assert answer.ok, answer.text
+    return answer.json()
+
+
+def test_the_same_request_returns_the_stored_series_and_a_new_seed_makes_a_new_one(stack, generated):
+    """lib/generated_series.py: the series UID follows from model, weights, inputs and parameters."""
+    orthanc, label, studies = stack
+    _, first = generated
+    views = _views(studies[0])
+    client = DICOMwebClient(orthanc.dicomweb_url)
+
+    def series() -> list[str]:
+        return [s["0020000E"]["Value"][0] for s in client.search_for_series(studies[0].study_instance_uid)]
+
+    before = series()
+    again = _infer_json(label, views["ap"], {**REQUEST, "lateral": views["lateral"]})["stored_series"]
+    assert series() == before  # nothing stored again
+    assert again["reused"] is True and first["stored_series"]["reused"] is False
+    assert again["SeriesInstanceUID"] == first["stored_series"]["SeriesInstanceUID"]
+    assert again["SeriesDescription"] == first["stored_series"]["SeriesDescription"]
+    other = _infer_json(label, views["ap"], {**REQUEST, "steps": 2, "seed": 7, "lateral": views["lateral"]})
+    assert other["stored_series"]["reused"] is False and other["stored_series"]["SeriesInstanceUID"] != \
+        again["SeriesInstanceUID"] and other["stored_series"]["SeriesDescription"].startswith(
+        "Synthetic knee_xray2ct s7 2 steps")
+    assert sorted(series()) == sorted([*before, other["stored_series"]["SeriesInstanceUID"]])
+    (instance, *_) = client.retrieve_series(studies[0].study_instance_uid, other["stored_series"]["SeriesInstanceUID"])
+    provenance = json.loads(instance.ImageComments)
+    assert provenance["model"] == MODEL and provenance["parameters"]["seed"] == 7
+    assert provenance["inputs"] == {"image": views["ap"], "lateral": views["lateral"]}
+
+
+def _job(label, body: dict, timeout_s: float = 120.0) -> dict:
+    """POST /orthogen/jobs, then poll its GET until it ends; every answer's stage is kept in ``stages``."""
+    import time
+
+    answer = requests.post(f"{label.url}/orthogen/jobs", json=body, timeout=10)
+    assert answer.status_code == 202, answer.text
+    job, stages = answer.json(), []
+    deadline = time.monotonic() + timeout_s
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = requests.get(f"{label.url}/orthogen/jobs/{job['id']}", timeout=10).json()
+        stages.append((job["stage"], job["step"], job["steps"]))
+    return {**job, "stages": stages}
+
+
+def test_generation_jobs_report_their_stage_and_the_servers_one_line_error(stack, generated):
+    """lib/generation_jobs.py: the viewer's way in; a bad request fails with the line POST /infer answers."""
+    _, label, studies = stack
+    views = _views(studies[0])
+    failed = _job(label, {"model": MODEL, "image": views["ap"], "params": {**REQUEST, "lateral": ""}})
+    assert failed["state"] == "failed" and failed["status"] == 400 and failed["error"].startswith("lateral")
+    assert "\n" not in failed["error"]
+    sampled = _job(label, {"model": MODEL, "image": views["ap"],
+                           "params": {**REQUEST, "steps": 2, "seed": 11, "lateral": views["lateral"]}})
+    assert sampled["state"] == "done" and sampled["result"]["stored_series"]["reused"] is False
+    assert ("nested DDIM sampling", 2, 2) in sampled["stages"] or sampled["stage"] == "done"
+    unknown = requests.post(f"{label.url}/orthogen/jobs", json={"model": "knee_x3ct", "image": views["ap"]}, timeout=10)
+    assert unknown.status_code == 404 and "no such model" in unknown.json()["detail"]
+    assert requests.get(f"{label.url}/orthogen/jobs/no-such-job", timeout=10).status_code == 404
+
+
+def test_a_dicom_seg_drawn_on_the_ap_view_gives_a_radiograph_stored_in_the_segs_study(stack, tmp_path):
+    """A DICOM SEG as OHIF saves one on study 3's AP radiograph (segments "contour" and "bone", a phantom
+    knee's contour+bone segmentation on the DX's 64 px grid; built by highdicom) is the request's image
+    series: the U-Net's radiograph is stored as a new series in the SEG's study, referencing the SEG; a
+    contour-only SEG is a 400 for this contour+bone model."""
+    from dicom_builders import write_seg
+    from orthogen.io import read_segmentation_image
+
+    orthanc, label, studies = stack
+    write_label_app_studies(tmp_path / "inputs", tmp_path / "studies")
+    levels = np.round(read_segmentation_image(tmp_path / "studies" / "labels" / "final" / "knee_ap.png").image * 2) / 2
+    ap = pydicom.dcmread(_series(studies[0])["ap"].files[0])
+    path = write_seg(tmp_path / "knee_seg.dcm", ap, {"contour": levels == 0.5, "bone": levels == 1.0})
+    assert load_demo_study.upload_study([path], orthanc.url) == 1
+    seg = pydicom.dcmread(path, stop_before_pixels=True)
+    assert seg.StudyInstanceUID == studies[0].study_instance_uid and seg.Modality == "SEG"
+
+    client = MONAILabelClient(label.url, tmpdir=str(tmp_path))
+    image, params = client.infer("knee_radiograph_diffusion_unet_contour_bone", seg.SeriesInstanceUID,
+                                 {"device": "cpu"})
+    with Image.open(image) as picture:
+        generated = np.asarray(picture) / 65535.0
+    assert generated.shape == (64, 64)
+    assert generated[levels == 1.0].mean() > generated[levels == 0.5].mean() > generated[levels == 0.0].mean()
+    stored = params["stored_series"]
+    assert stored["StudyInstanceUID"] == seg.StudyInstanceUID and stored["instances"] == 1
+    (back,) = DICOMwebClient(orthanc.dicomweb_url).retrieve_series(stored["StudyInstanceUID"],
+                                                                   stored["SeriesInstanceUID"])
+    assert back.SourceImageSequence[0].ReferencedSOPInstanceUID == seg.SOPInstanceUID
+
+    contour_only = write_seg(tmp_path / "contour_only.dcm", ap, {"contour": levels > 0})
+    assert load_demo_study.upload_study([contour_only], orthanc.url) == 1
+    with pytest.raises(MONAILabelClientException) as refused:
+        client.infer("knee_radiograph_diffusion_unet_contour_bone",
+                     pydicom.dcmread(contour_only, stop_before_pixels=True).SeriesInstanceUID, {"device": "cpu"})
+    status, detail = _status_and_detail(refused.value)
+    assert status == 400 and "DICOM SEG with no bone drawn" in detail and "\n" not in detail

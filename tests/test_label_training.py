@@ -2,6 +2,10 @@
 of phantom inputs (tests/label_app_studies.py): a segmentation saved by PUT /datastore/label makes the
 knee radiograph U-Net's training case, POST /train/<model> fine-tunes the bundle (its own train config, in
 MONAI Label's train subprocess), GET /train/ shows it, and the next /infer runs with the new weights.
+
+A train request names one trainable model and is refused up front (one line, no task queued) when it names
+none, several or an unknown one, or when the datastore holds no training case of it (lib.train_requests); those
+tests are fast (one server start, no training run). The fine-tuning runs are slow-marked (make test-slow).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import requests
 from monailabel.client import MONAILabelClient
+from monailabel.client.client import MONAILabelClientException
 from PIL import Image
 
 from orthogen.serving.label_server import LabelServer
@@ -20,9 +25,8 @@ from orthogen.serving.label_server import LabelServer
 from label_app_studies import write_label_app_studies
 from repo_scripts import load_script
 
-pytestmark = pytest.mark.slow  # a MONAI Label server that fine-tunes two bundles: ~1.5 min (make test-slow)
-
 MODEL = "knee_radiograph_diffusion_unet_contour_bone"
+CT_MODEL = "knee_xray2ct_diffusion"
 
 
 def _free_port() -> int:
@@ -50,6 +54,7 @@ def _wait_for_training(client: MONAILabelClient, timeout_s: float = 600.0) -> di
     raise AssertionError(f"training did not finish within {timeout_s:g} s: {client.train_status()}")
 
 
+@pytest.mark.slow  # a fine-tuning run in MONAI Label's train subprocess (make test-slow)
 def test_a_saved_segmentation_fine_tunes_the_model_and_the_next_infer_uses_it(tmp_path):
     studies = tmp_path / "studies"
     studies.mkdir()
@@ -88,20 +93,76 @@ def test_a_saved_segmentation_fine_tunes_the_model_and_the_next_infer_uses_it(tm
         assert shipped.is_file() and shipped.parent.name == "final"
 
 
-def test_training_without_a_labelled_image_fails_naming_the_datastore(tmp_path):
-    studies = tmp_path / "studies"
-    studies.mkdir()
-    write_label_app_studies(tmp_path / "inputs", studies)
-    (studies / "labels" / "final" / "knee_ap.png").unlink()
-    with LabelServer(tmp_path / "label", str(studies), _free_port()) as server:
-        client = MONAILabelClient(server.url, tmpdir=str(tmp_path))
-        client.train_start(MODEL, {"max_epochs": 1, "device": "cpu"})
-        status = _wait_for_training(client, 300.0)
-        assert status["status"] == "ERROR"
-        assert any("datastore: no labelled image in the datastore" in line for line in status["details"])
-        assert not (tmp_path / "label" / "finetuned" / f"{MODEL}.pt").exists()
+@pytest.fixture(scope="module")
+def unlabelled(tmp_path_factory):
+    """(server, client, the knee radiograph's segmentation file): the app's server on the phantom inputs with no
+    label saved yet."""
+    studies = tmp_path_factory.mktemp("studies")
+    write_label_app_studies(tmp_path_factory.mktemp("inputs"), studies)
+    segmentation = tmp_path_factory.mktemp("saved") / "knee_ap_segmentation.png"
+    (studies / "labels" / "final" / "knee_ap.png").rename(segmentation)
+    folder = tmp_path_factory.mktemp("label")
+    with LabelServer(folder, str(studies), _free_port()) as server:
+        yield server, MONAILabelClient(server.url, tmpdir=str(folder)), segmentation
 
 
+def _refusal(response: requests.Response, status: int) -> str:
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and "Traceback" not in detail, detail
+    return detail
+
+
+def _assert_no_train_task(server: LabelServer, client: MONAILabelClient) -> None:
+    """Nothing runs (OHIF's and MONAILabelClient's check) and no train task was ever queued."""
+    running = requests.get(f"{server.url}/train/", params={"check_if_running": "true"}, timeout=30)
+    assert running.status_code == 204, (running.status_code, running.text)  # not MONAI Label's 404
+    assert client.train_status(check_if_running=True) is False
+    assert _refusal(requests.get(f"{server.url}/train/", params={"all": "true"}, timeout=30), 404) == \
+        "No Train Tasks Found"
+    assert not (server.folder / "finetuned").exists() or not any((server.folder / "finetuned").iterdir())
+
+
+def test_a_train_request_must_name_one_trainable_model(unlabelled):
+    """OHIF's "Update Model" (POST /train/ without a model) used to queue one task per trainer, each failing in
+    its subprocess while OHIF said STARTED; now it, and a request naming several or an unknown model, is refused
+    in one line naming the field and the trainable models."""
+    server, client, _ = unlabelled
+    trainers = sorted(client.info()["trainers"])
+    assert MODEL in trainers and CT_MODEL in trainers and "spine_x2ct_gan" not in trainers
+    listed = ", ".join(trainers)
+    for body in ({}, {"max_epochs": 1}, {MODEL: {"max_epochs": 1}}):
+        detail = _refusal(requests.post(f"{server.url}/train/", json=body, timeout=30), 400)
+        assert detail == f"model: missing; expected one model to fine-tune: POST /train/<model> with one of {listed}"
+    detail = _refusal(requests.post(f"{server.url}/train/", json={"model": [MODEL, CT_MODEL]}, timeout=30), 400)
+    assert detail.startswith(f"model: 2 models named ({MODEL}, {CT_MODEL}); expected one model") and listed in detail
+    detail = _refusal(requests.post(f"{server.url}/train/{MODEL}", json={"model": CT_MODEL}, timeout=30), 400)
+    assert detail.startswith(f"model: the path names {MODEL!r}, the body {CT_MODEL!r}")
+    for unknown in ("spine_x3ct", "spine_x2ct_gan"):  # a typo; a model that serves /infer but cannot be fine-tuned
+        detail = _refusal(requests.post(f"{server.url}/train/{unknown}", json={}, timeout=30), 404)
+        assert detail == f"model {unknown!r}: no such trainable model; expected one of {listed}"
+    _assert_no_train_task(server, client)
+
+
+def test_training_without_a_training_case_is_refused_before_a_task_is_queued(unlabelled):
+    """No labelled image: refused at once (it used to fail ~10 s later in the train subprocess); a 2D segmentation
+    saved as a label is a case of the knee radiograph models, not of the knee CT model (a CT is)."""
+    server, client, segmentation = unlabelled
+    for request in (lambda: requests.post(f"{server.url}/train/{MODEL}", json={"max_epochs": 1}, timeout=30),
+                    lambda: requests.post(f"{server.url}/train/", json={"model": MODEL}, timeout=30)):
+        detail = _refusal(request(), 409)
+        assert detail == (f"datastore: no training case of {MODEL} (no labelled image); expected a radiograph with "
+                          f"its segmentation (a 2D image) as its 'final' label, saved by PUT /datastore/label")
+    with pytest.raises(MONAILabelClientException, match="Status: 409"):
+        client.train_start(MODEL, {"max_epochs": 1})
+    client.save_label("knee_ap", str(segmentation), tag="final")  # now a case of the radiograph models only
+    detail = _refusal(requests.post(f"{server.url}/train/{CT_MODEL}", json={}, timeout=30), 409)
+    assert detail.startswith(f"datastore: no training case of {CT_MODEL} (none of its 1 labelled images is one); "
+                             f"expected an AP radiograph with the patient's CT (a 3D volume")
+    _assert_no_train_task(server, client)
+
+
+@pytest.mark.slow  # a data preparation and a fine-tuning run (make test-slow)
 def test_a_ct_saved_for_a_radiograph_fine_tunes_the_knee_ct_model(tmp_path):
     """X-ray -> CT: a phantom knee's CT saved as the label of its AP radiograph is prepared as the bundle's
     metadata declares (orthogen_preparation: DRRs rendered from the CT) and fine-tunes the knee CT model;

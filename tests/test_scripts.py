@@ -5,7 +5,7 @@ are paid once, not once per script), bench_cli_startup.py as ``python scripts/be
 Timings are the scripts' own output; nothing here asserts how fast anything is.
 
 Exercised elsewhere: train_slice_features.py (test_knee_ct_metrics), export_zoo.py (test_model_zoo),
-load_demo_study.py (test_orthanc_server, test_label_training), ohif_screenshot.py (test_label_dicomweb, slow).
+load_demo_study.py (test_orthanc_server, test_label_training), ohif_walkthrough.py (test_ohif_generation).
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_bench_knee_sampling_scores_each_sampler_and_the_mean_image_baseline(rad
     out = _main(bench_knee_sampling, capsys, "--bundle", str(radiograph_bundle), "--images", "1", "--steps", "2",
                 "--threads", "1", "--json", str(results))
     assert "CTM (contour_bone)" in out and "1 phantom test images at (64, 64)" in out
-    assert f"weights {radiograph_bundle / 'models' / 'ctm_contour_bone.pt'}" in out
+    assert f"weights {radiograph_bundle / 'models' / 'model.pt'}" in out  # the CTM contour+bone
     _row(out, r"sampler\s+NFE/image\s+s/image\s+MAE\s+PSNR dB")
     rows = json.loads(results.read_text())
     assert [r["sampler"] for r in rows] == ["pc", "ode", "stochastic_heun", "mean training radiograph (baseline)"]

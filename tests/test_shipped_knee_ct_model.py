@@ -1,4 +1,4 @@
-"""The shipped knee_xray2ct_diffusion weights (models/model_32.pt, phantom-trained) held to their documented
+"""The shipped knee_xray2ct_diffusion weights (models/model.pt, phantom-trained) held to their documented
 figures (bundle docs, Results: bone Dice 0.868 after registration against the mean training volume's 0.772
 on the 10-knee phantom test split, DDIM 50 steps, seed 0).
 

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from fastapi import HTTPException
@@ -38,8 +39,13 @@ from lib.bundle_infer_task import (BUNDLE_INPUTS, DICOM_FILES, DICOM_OUTPUT, Bun
 from lib.bundle_train_task import BundleTrainTask, can_train
 from lib.datastore_inputs import bundle_inputs, input_study, is_uploaded_file
 from lib.dicomweb_datastore import OrthoGenDICOMwebDatastore, StoreError
+from lib.generation_jobs import install_job_routes
+from lib.generated_series import relabel, request_key, series_description, series_uid
 from lib.ohif_files import install_ohif_route
+from lib.train_requests import checked_train_request, install_train_routes
+from lib.request_schema import checked_parameters
 
+from orthogen import progress
 from orthogen.errors import InputError
 from orthogen.model_zoo import fetch_bundle, read_model_info
 
@@ -50,6 +56,8 @@ DEFAULT_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 #: The largest file an /infer request may upload (app conf ``max_upload_mb``): a 4k x 4k 16-bit radiograph
 #: is 32 MB, a 512^3 int16 CT 256 MB.
 DEFAULT_MAX_UPLOAD_MB = 512.0
+#: The request fields that name input series (their UIDs are part of a generated series' key).
+INPUT_SERIES_FIELDS = ("image", "lateral", "label", "label_tag")
 
 
 def bundles_from_zoo(zoo: str, bundles_dir: str | Path) -> Path:
@@ -82,8 +90,11 @@ class OrthoGenLabelApp(MONAILabelApp):
                                      "radiographs from segmentations (phantom-trained demonstration weights; "
                                      "not for clinical use)",
                          version="0.1.0")
-        if "monailabel.app" in sys.modules:  # the server (not a script using the app class): fix /ohif/
-            install_ohif_route(sys.modules["monailabel.app"].app, settings.MONAI_LABEL_API_STR)
+        if "monailabel.app" in sys.modules:  # the server (not a script using the app class): /ohif/, jobs
+            server = sys.modules["monailabel.app"].app
+            install_ohif_route(server, settings.MONAI_LABEL_API_STR)
+            install_job_routes(server, settings.MONAI_LABEL_API_STR)
+            install_train_routes(server, settings.MONAI_LABEL_API_STR)  # one checked model per /train request
 
     def init_remote_datastore(self) -> Datastore:
         """The DICOMweb server of ``--studies`` as an OrthoGenDICOMwebDatastore (series kept as DICOM).
@@ -109,6 +120,12 @@ class OrthoGenLabelApp(MONAILabelApp):
         return {name: BundleTrainTask(model, self.finetuned_dir) for name, model in self.models.items()
                 if can_train(model)}
 
+    def checked_train_request(self, model: str | None, params: dict | None) -> tuple[str, dict]:
+        """The one trainable model a /train request names and its settings, refused (HTTPException, one line)
+        before any task is queued when it names none, several or an unknown one, or when the datastore holds
+        no training case of it (``lib.train_requests``)."""
+        return checked_train_request(self._trainers, self.datastore(), model, params)
+
     def info(self):
         meta = super().info()
         meta["bundles"] = str(self.bundles_dir)
@@ -130,13 +147,34 @@ class OrthoGenLabelApp(MONAILabelApp):
         datastore = datastore or self.datastore()
         dicomweb = isinstance(datastore, OrthoGenDICOMwebDatastore)
         try:
+            progress.stage("reading the inputs")
             study = input_study(task.model, request, datastore) if dicomweb else None
             inputs = bundle_inputs(task.model, request, datastore)
+            if dicomweb:
+                uid = series_uid(self._request_key(task, request))
+                earlier = datastore.find_series(uid)
+                if earlier is not None:
+                    logger.info(f"model {name}: the same request made series {uid} before; returning it")
+                    return {"label": None, "params": {"model": name, "stored_series": {
+                        "StudyInstanceUID": earlier.study_instance_uid, "SeriesInstanceUID": uid,
+                        "Modality": earlier.modality, "SeriesDescription": earlier.description,
+                        "instances": earlier.instances, "reused": True}}}
+            start = time.monotonic()
             # a generated CT or radiograph is not a label of the request's image: never saved as one
             result = super().infer({**request, BUNDLE_INPUTS: inputs, "save_label": False, DICOM_OUTPUT: dicomweb},
                                    datastore)
             if dicomweb:
-                result["params"]["stored_series"] = self._store(datastore, result["params"].pop(DICOM_FILES), study)
+                params = result["params"]
+                params["seconds"] = round(time.monotonic() - start, 1)
+                description = series_description(name, task.model.bundle_dir.name, params["parameters"],
+                                                 params["weights"])
+                provenance = {key: params.get(key) for key in ("model", "bundle", "version", "weights", "method",
+                                                                "parameters", "seconds")}
+                provenance["inputs"] = {key: request[key] for key in INPUT_SERIES_FIELDS if request.get(key)}
+                progress.stage("storing the series in the study")
+                params["stored_series"] = self._store(datastore, params.pop(DICOM_FILES), study,
+                                                      lambda datasets: relabel(datasets, uid, description, provenance))
+                params["stored_series"]["reused"] = False
             return result
         except StoreError as error:
             raise HTTPException(status_code=502, detail=str(error)) from None
@@ -168,10 +206,19 @@ class OrthoGenLabelApp(MONAILabelApp):
                                                             f"{self.max_upload_bytes / 2**20:g} MB (app conf max_upload_mb)")
 
     @staticmethod
-    def _store(datastore: OrthoGenDICOMwebDatastore, files: list[str], study: str) -> dict:
-        """STOW-RS the generated DICOM files into ``study``; their temporary folder is removed either way."""
+    def _request_key(task: BundleInferTask, request: dict) -> str:
+        """What determines the series a request generates (``lib.generated_series``): model, weights, input
+        series, and the parameters with the bundle's defaults filled in."""
+        parameters = {**task.model.parameters, **checked_parameters(task.model, request)}
+        inputs = {key: request[key] for key in INPUT_SERIES_FIELDS if request.get(key)}
+        return request_key(task.model.name, task.weights()[0], inputs, parameters)
+
+    @staticmethod
+    def _store(datastore: OrthoGenDICOMwebDatastore, files: list[str], study: str, relabel=None) -> dict:
+        """STOW-RS the generated DICOM files into ``study`` (``relabel``: see ``store_series``); their
+        temporary folder is removed either way."""
         try:
-            stored = datastore.store_series([Path(file) for file in files], study)
+            stored = datastore.store_series([Path(file) for file in files], study, relabel)
         finally:
             shutil.rmtree(Path(files[0]).parent, ignore_errors=True)
         logger.info(f"stored series {stored['SeriesInstanceUID']} ({stored['instances']} instances) in study {study}")

@@ -96,6 +96,7 @@ class BundleInferTask(InferTask):
         meta = self.model.metadata
         return {
             **super().info(),
+            "orthogen_kind": self.model.kind,  # what the OHIF OrthoGen mode offers it for
             "available": self.is_valid(),
             "unavailable_reason": self.model.unavailable_reason(),
             "bundle": {"folder": self.model.bundle_dir.name, "name": meta.get("name"), "version": meta.get("version"),

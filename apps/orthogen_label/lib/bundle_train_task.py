@@ -12,10 +12,14 @@ A training case is a datastore image with a ``final`` label, e.g. one a user cor
   in the training split) and the bundle trains on the result (``dataset_dir``). The study's own
   radiographs only pair the CT with the study; a bundle that declares no preparation has no train task.
 
-``POST /train/<model>`` runs this task in MONAI Label's train subprocess (its log lines are
+A labelled image is a case of a model when its label has the model's dimensions (a 2D segmentation, a 3D
+CT; a label whose header cannot be read is left to the training to judge). ``POST /train/<model>`` is refused
+before a task is queued when the datastore holds no case of the model (``lib.train_requests``, with
+:func:`missing_training_cases`); otherwise it runs this task in MONAI Label's train subprocess (its log lines are
 ``GET /train/``'s progress): the bundle's ``configs/train.json`` (+ ``train_<method>.json``) is built
 in-process by ``ConfigParser`` with those cases, the model's current weights (the last fine-tuned ones, else
-the bundle's shipped ones) as ``init_from``, and the new weights written in a temporary folder beside the
+the bundle's shipped ones) as ``init_from``, no validation (the bundle's own validates on its prepared split,
+which is not shipped), and the new weights written in a temporary folder beside the
 target, renamed to ``<finetuned_dir>/<model>.pt`` only when training finished. The next ``/infer`` of the
 model uses them (:meth:`BundleModel.finetuned_weights`); the bundle's shipped weights are never touched.
 """
@@ -32,6 +36,7 @@ from typing import Any
 
 from monai.bundle import ConfigParser
 from monai.utils import set_determinism
+from monailabel.datastore.dicom import DICOMWebDatastore
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 
@@ -53,14 +58,58 @@ def can_train(model: BundleModel) -> bool:
     return model.kind == SEGMENTATION_TO_RADIOGRAPH or isinstance(model.metadata.get("orthogen_preparation"), dict)
 
 
+def label_dimensions(path: str | Path) -> int | None:
+    """The number of axes longer than one pixel of the image file ``path`` (2: a picture, 3: a volume), read
+    from its header only; None when SimpleITK cannot read the header."""
+    import SimpleITK as sitk  # here: only the train checks need it
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    return sum(size > 1 for size in reader.GetSize())
+
+
+def _case_words(model: BundleModel) -> tuple[int, str]:
+    """The label dimensions of ``model``'s training case, and the case in words."""
+    if model.kind == SEGMENTATION_TO_RADIOGRAPH:
+        return 2, "a radiograph with its segmentation (a 2D image) as its 'final' label"
+    return 3, "an AP radiograph with the patient's CT (a 3D volume: NIfTI / NRRD) as its 'final' label"
+
+
+def training_pairs(model: BundleModel, pairs: list[dict]) -> list[dict]:
+    """The datastore's image / label pairs (``datastore.datalist()``) that are cases of ``model``: those whose
+    label has its dimensions, or a header that cannot be read."""
+    dimensions, _ = _case_words(model)
+    return [pair for pair in pairs if label_dimensions(pair["label"]) in (dimensions, None)]
+
+
+def _no_case(model: BundleModel, labelled: int) -> str:
+    _, case = _case_words(model)
+    found = f"none of its {labelled} labelled images is one" if labelled else "no labelled image"
+    return f"no training case of {model.name} ({found}); expected {case}, saved by PUT /datastore/label"
+
+
+def missing_training_cases(model: BundleModel, datastore: Datastore) -> str | None:
+    """Why ``datastore`` holds no training case of ``model`` (one line, naming the datastore), None when it
+    holds one. On DICOMweb any labelled series counts (its label is a DICOM SEG: listing it downloads nothing)."""
+    if isinstance(datastore, DICOMWebDatastore):
+        labelled = fitting = len(datastore.get_labeled_images())
+    else:
+        pairs = datastore.datalist()
+        labelled, fitting = len(pairs), len(training_pairs(model, pairs))
+    return None if fitting else f"datastore: {_no_case(model, labelled)}"
+
+
 def training_data(model: BundleModel, datastore: Datastore, work: Path) -> tuple[dict[str, Any], int]:
-    """The config overrides that make the datastore's labelled images ``model``'s training set, and their
-    number; X-ray -> CT cases are prepared into ``work``. InputError when there is no labelled image."""
-    pairs = datastore.datalist()
+    """The config overrides that make the datastore's cases of ``model`` (:func:`training_pairs`) its training
+    set, and their number; X-ray -> CT cases are prepared into ``work``. InputError when there is none."""
+    labelled = datastore.datalist()
+    pairs = training_pairs(model, labelled)
     if not pairs:
-        expected = "segmentation" if model.kind == SEGMENTATION_TO_RADIOGRAPH else "CT"
-        raise InputError(f"no labelled image in the datastore; expected images with a 'final' label (their "
-                         f"{expected}, saved by PUT /datastore/label)", "datastore")
+        raise InputError(_no_case(model, len(labelled)), "datastore")
     if model.kind == SEGMENTATION_TO_RADIOGRAPH:
         return {"train#datalist": [{"image": pair["label"], "label": pair["image"]} for pair in pairs]}, len(pairs)
     preparation = model.metadata["orthogen_preparation"]
@@ -145,6 +194,8 @@ class BundleTrainTask(TrainTask):
                            "max_epochs": settings["max_epochs"], "learning_rate": settings["learning_rate"],
                            "batch_size": min(settings["batch_size"], cases), "seed": settings["seed"],
                            "device": f"$torch.device({settings['device']!r})"})
+            if "validation_handlers" in parser:  # no validation on the bundle's own prepared split (not shipped)
+                parser["validation_handlers"] = []
             set_determinism(seed=settings["seed"])
             trainer = parser.get_parsed_content("train#trainer")
             trainer.run()

@@ -3,8 +3,9 @@
 X-ray -> CT: the request's ``image`` is the AP radiograph, param ``lateral`` the lateral one (both datastore
 ids). Segmentation -> radiograph: the segmentation is an uploaded label file (MONAI Label passes its path as
 ``label``) or the image's datastore label with tag ``label_tag``; on a DICOMweb datastore it is the image
-series itself (a DICOM segmentation image in the study). Each missing or unknown id is one InputError naming
-the field and the id.
+series itself (a DICOM SEG drawn on a radiograph of the study, segments "contour" and "bone", which the
+bundle's reader takes as it is; or a DICOM segmentation image). Each missing or unknown id is one InputError
+naming the field and the id.
 
 Ids are ids, never paths: a local datastore's ids are file names without folders, a DICOMweb one's are
 SeriesInstanceUIDs. The one path accepted is the temporary file MONAI Label writes for an upload (a

@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -74,20 +75,26 @@ class OrthoGenDICOMwebDatastore(DICOMWebDatastore):
         super().__init__(client=client, search_filter=search_filter or {}, cache_path=cache_path,
                          fetch_by_frame=False, convert_to_nifti=False)
 
-    def series_info(self, series_uid: str, field: str = "image") -> SeriesInfo:
-        """QIDO-RS of one series; InputError naming ``field`` when the server has no such series."""
-        checked_uid(series_uid, field)
+    def find_series(self, series_uid: str) -> SeriesInfo | None:
+        """QIDO-RS of one series; None when the server has no such series."""
         found = [Dataset.from_json(item) for item in
                  self._client.search_for_series(search_filters={"SeriesInstanceUID": series_uid})]
         found = [item for item in found if _text(item, "SeriesInstanceUID") == series_uid]
         if not found:
-            raise InputError(f"no series {series_uid} on the DICOMweb server {self._client.base_url}; expected "
-                             "the SeriesInstanceUID of one of its series (GET /datastore/?output=all lists "
-                             "them)", field)
+            return None
         series = found[0]
         return SeriesInfo(series_uid, _text(series, "StudyInstanceUID"), _text(series, "Modality"),
                           _text(series, "SeriesDescription"),
                           int(series.get("NumberOfSeriesRelatedInstances", 0) or 0))
+
+    def series_info(self, series_uid: str, field: str = "image") -> SeriesInfo:
+        """QIDO-RS of one series; InputError naming ``field`` when the server has no such series."""
+        info = self.find_series(checked_uid(series_uid, field))
+        if info is None:
+            raise InputError(f"no series {series_uid} on the DICOMweb server {self._client.base_url}; expected "
+                             "the SeriesInstanceUID of one of its series (GET /datastore/?output=all lists "
+                             "them)", field)
+        return info
 
     def get_image_uri(self, image_id: str, field: str = "image") -> str:
         """The series ``image_id`` on local disk: its one file when it has one instance (a radiograph), else
@@ -112,12 +119,16 @@ class OrthoGenDICOMwebDatastore(DICOMWebDatastore):
             shutil.rmtree(partial, ignore_errors=True)
         logger.info(f"fetched series {info.series_instance_uid} ({info.modality}) into {folder}")
 
-    def store_series(self, files: list[Path], study_uid: str) -> dict[str, object]:
-        """STOW-RS ``files`` (one new series, already tagged with ``study_uid``) into that study.
+    def store_series(self, files: list[Path], study_uid: str, relabel: Callable[[list[Dataset]], None] | None = None
+                     ) -> dict[str, object]:
+        """STOW-RS ``files`` (one new series, already tagged with ``study_uid``) into that study, after
+        ``relabel`` (if given) changed the datasets in place (series UID, description).
 
         The files are checked first (one series, of that study), so nothing of a wrong series is sent.
         Returns StudyInstanceUID, SeriesInstanceUID, Modality, SeriesDescription and the instance count."""
         datasets = [pydicom.dcmread(path) for path in files]
+        if relabel is not None:
+            relabel(datasets)
         series = {_text(item, "SeriesInstanceUID") for item in datasets}
         studies = {_text(item, "StudyInstanceUID") for item in datasets}
         if len(series) != 1 or studies != {study_uid}:

@@ -1,44 +1,57 @@
-"""Serving MONAI Label's OHIF build at /ohif/ correctly: files in subfolders too, the viewer's own routes as
-index.html, nothing outside the build.
+"""The OHIF viewer at /ohif/: OHIF 3.13.2 as ``make serve-deps`` installed it (``orthogen.serving.ohif_viewer``),
+with our ``app-config.js`` and the OrthoGen mode / extension (``apps/orthogen_label/ohif/``) in front of it.
 
-MONAI Label 0.8.5's own route (``monailabel.endpoints.ohif``) joins the request path with
-``path.replace("/", os.pathsep)``: on Linux ``assets/x.js`` becomes ``assets:x.js``, which never exists, so
-every file in a subfolder (assets/, dicom-microscopy-viewer/) is answered with index.html and OHIF fails to
-load them. The route here is put in front of that one when the app starts (:func:`install_ohif_route`).
+Files as they are; the viewer's own routes (``/ohif/orthogen?StudyInstanceUIDs=...``: no suffix) as
+index.html; a missing asset or a path out of the folders 404; no viewer installed: 503 saying how to
+install it. The route is put first in the server's routes when the app starts (:func:`install_ohif_route`),
+ahead of MONAI Label's own /ohif/ (its bundled OHIF 3.10, which cannot start a generation model, is never
+served).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import monailabel.endpoints.ohif as monailabel_ohif
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from monailabel.utils.others.generic import get_mime_type
 
-#: MONAI Label's OHIF 3 build.
-OHIF_DIR = Path(monailabel_ohif.__file__).resolve().parent / "static" / "ohif"
+from orthogen.serving.ohif_viewer import DEFAULT_DEST, OHIF_VERSION, installed
+
+#: Our files: app-config.js at the viewer's root, the mode and extension under /ohif/orthogen/.
+OUR_DIR = Path(__file__).resolve().parents[1] / "ohif"
+OUR_ROOT_FILES = ("app-config.js",)
+OUR_PREFIX = "orthogen/"
 ROUTE = "/ohif/{path:path}"
 
 
-def ohif_file(path: str, root: Path = OHIF_DIR) -> Path:
-    """The build's file for a request path below /ohif/: the file itself when it is there; index.html for
-    the viewer's routes (``viewer``, ``viewer/dicomweb``: no suffix); else HTTP 404 (a missing asset, or
-    a path out of the build such as ``../../config.py``)."""
-    root = root.resolve()
-    file = (root / path).resolve() if path else root / "index.html"
+def ohif_file(path: str, viewer: Path = DEFAULT_DEST, ours: Path = OUR_DIR) -> Path:
+    """The file for a request path below /ohif/ (see the module docstring)."""
+    if path in OUR_ROOT_FILES:
+        return ours / path
+    if path.startswith(OUR_PREFIX) and Path(path).suffix:
+        root, relative = ours.resolve(), path[len(OUR_PREFIX):]
+    else:
+        if not installed(viewer):
+            raise HTTPException(status_code=503, detail=f"ohif/{path}: the OHIF {OHIF_VERSION} viewer is not installed "
+                                                        f"in {viewer}; run `make serve-deps`")
+        root, relative = viewer.resolve(), path
+    file = (root / relative).resolve() if relative else root / "index.html"
     if not file.is_relative_to(root):
         raise HTTPException(status_code=404, detail=f"ohif/{path}: not a file of the OHIF viewer")
     if file.is_file():
         return file
     if not Path(path).suffix:
-        return root / "index.html"
+        return viewer.resolve() / "index.html"
     raise HTTPException(status_code=404, detail=f"ohif/{path}: no such file in the OHIF viewer")
 
 
 async def get_ohif_file(path: str) -> FileResponse:
     file = ohif_file(path)
-    return FileResponse(file, media_type=get_mime_type(str(file)))
+    media_type = "text/javascript" if file.suffix in (".js", ".mjs") else get_mime_type(str(file))
+    # our files change with the repository: never cached by the browser; the build's are content-hashed
+    headers = {"Cache-Control": "no-cache"} if file.is_relative_to(OUR_DIR.resolve()) or file.name == "index.html" else {}
+    return FileResponse(file, media_type=media_type, headers=headers)
 
 
 def install_ohif_route(server: FastAPI, prefix: str = "") -> None:

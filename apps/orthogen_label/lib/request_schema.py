@@ -144,7 +144,8 @@ def describe_inputs(model: BundleModel) -> dict[str, dict]:
             "label": {"in": f"the image's datastore label (params label_tag, default {DEFAULT_LABEL_TAG!r}) "
                             "or an uploaded label file", "required": True,
                       "description": f"the segmentation ({condition.replace('_', '+') or 'any'} condition; PNG, "
-                                     f"NIfTI, NPY or DICOM, {_shape(model, 'inputs')} pixels): "
+                                     f"NIfTI, NPY or DICOM, {_shape(model, 'inputs')} pixels, or a DICOM SEG "
+                                     "of a radiograph with segments 'contour' and 'bone', any size, resampled): "
                                      f"{meta.get('image_classes', '')}"},
             "label_tag": {"in": "params", "required": False, "default": DEFAULT_LABEL_TAG,
                           "description": PARAMETER_HELP["label_tag"]},

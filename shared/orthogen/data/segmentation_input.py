@@ -7,6 +7,7 @@ line (DESIGN.md, bundle convention 5).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from monai.transforms import MapTransform
 from orthogen.data.knee_radiograph_prepare import SPLITS
 from orthogen.errors import InputError
 from orthogen.io import read_radiograph
-from orthogen.io.segmentation_image import read_segmentation_image
-from orthogen.transforms.radiograph_segmentation import SegmentationLevels
+from orthogen.io.segmentation_image import SegmentationImage, read_segmentation_image
+from orthogen.transforms.radiograph_segmentation import SegmentationLevels, resample_segmentation_levels
+
+logger = logging.getLogger(__name__)
 
 #: Datalist keys of the two segmentations :func:`orthogen.data.knee_radiograph_prepare.render_case` writes.
 CONDITIONS = ("contour", "contour_bone")
@@ -37,32 +40,70 @@ class LoadSegmentationd(MapTransform):
     """``{"image": path}`` -> ``{"image": MetaTensor (1, H, W) float32 in exactly {0, 0.5, 1}}``.
 
     The file is read with :func:`orthogen.io.segmentation_image.read_segmentation_image` (PNG, .npy, 2D
-    NIfTI, DICOM) and checked and snapped with
+    NIfTI, DICOM image, DICOM SEG) and checked and snapped with
     :class:`orthogen.transforms.radiograph_segmentation.SegmentationLevels`. The MetaTensor's meta holds
     ``filename_or_obj``, ``spacing_source`` and, when the file gives one, ``pixel_spacing_mm`` (row, col).
 
+    A DICOM SEG (segments "contour" and "bone" drawn on a radiograph, e.g. in OHIF) is on its radiograph's
+    grid: it is resampled to ``spatial_size`` (padded with background to its aspect ratio, then a majority
+    per output pixel: :func:`orthogen.transforms.radiograph_segmentation.resample_segmentation_levels`), its
+    spacing scaled to match, and the meta's ``source_spatial_shape`` holds its own (H, W). With ``condition``
+    "contour_bone" it must have bone drawn (a contour-only SEG is refused: the model would read it as a leg
+    without bones); with "contour" its bone is part of the leg (0.5), as in the contour training images.
+
     Args:
         keys: the keys holding segmentation paths.
-        spatial_size: (H, W) the model needs; a file of another size is refused with one line naming the file
-            and both sizes. None: any size.
+        spatial_size: (H, W) the model needs; an image file of another size is refused with one line naming the
+            file and both sizes, a DICOM SEG is resampled. None: any size (a SEG stays on its grid).
+        condition: the model's condition, "contour" or "contour_bone" (:data:`CONDITIONS`), for DICOM SEG
+            inputs; None: a SEG is taken as drawn (bone 1 where it has bone). Image files are not affected.
 
-    Raises InputError (one line naming the file) for an unreadable file, a wrong size or off-level values.
+    Raises InputError (one line naming the file) for an unreadable file, a wrong size, off-level values, or
+    a DICOM SEG without the segments the condition needs.
     """
 
     def __init__(self, keys: KeysCollection = "image", spatial_size: Sequence[int] | None = (64, 64),
-                 allow_missing_keys: bool = False):
+                 condition: str | None = None, allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
+        if condition is not None and condition not in CONDITIONS:
+            raise InputError(f"expected one of {', '.join(CONDITIONS)} or null, got {condition!r}", "condition")
+        self.spatial_size = None if spatial_size is None else tuple(int(v) for v in spatial_size)
+        self.condition = condition
         self.levels = SegmentationLevels(spatial_size)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
             segmentation = read_segmentation_image(d[key])
-            image = MetaTensor(torch.from_numpy(segmentation.image[None].copy()),
-                               meta=_meta(segmentation.source, segmentation.pixel_spacing_mm,
-                                          segmentation.spacing_source))
+            meta = _meta(segmentation.source, segmentation.pixel_spacing_mm, segmentation.spacing_source)
+            array = segmentation.image
+            if segmentation.dicom_seg is not None:
+                array, meta = self._from_dicom_seg(segmentation, meta)
+            image = MetaTensor(torch.from_numpy(array[None].copy()), meta=meta)
             d[key] = self.levels(image, segmentation.source)
         return d
+
+    def _from_dicom_seg(self, segmentation: SegmentationImage, meta: dict) -> tuple[np.ndarray, dict]:
+        """A DICOM SEG's levels for the condition, on the model's grid, and its meta."""
+        seg, levels = segmentation.dicom_seg, segmentation.image
+        if self.condition == "contour_bone" and "bone" not in seg.drawn:
+            raise InputError(f"DICOM SEG with no bone drawn (segments {', '.join(seg.segments)}); expected a segment "
+                             "labelled 'bone' for a contour+bone model (a contour-only segmentation needs a contour "
+                             "model)", segmentation.source)
+        if self.condition == "contour":  # the contour condition has no bone level: bone is part of the leg
+            levels = np.where(levels > 0, 0.5, 0.0).astype(np.float32)
+        meta = {**meta, "source_spatial_shape": tuple(int(v) for v in levels.shape)}
+        if self.spatial_size is None or tuple(levels.shape) == self.spatial_size:
+            return levels, meta
+        resampled, factors = resample_segmentation_levels(levels, self.spatial_size)
+        if segmentation.pixel_spacing_mm is not None:
+            spacing = tuple(float(v * f) for v, f in zip(segmentation.pixel_spacing_mm, factors))
+            meta["pixel_spacing_mm"] = spacing
+            meta["spacing_source"] = (f"{segmentation.spacing_source}, resampled to the model's grid "
+                                      f"(x{factors[0]:.4g} rows, x{factors[1]:.4g} columns)")
+        logger.info(f"{segmentation.source}: DICOM SEG of {levels.shape[0]}x{levels.shape[1]} pixels resampled to "
+                    f"{self.spatial_size[0]}x{self.spatial_size[1]}")
+        return resampled, meta
 
 
 class LoadRadiographImaged(MapTransform):

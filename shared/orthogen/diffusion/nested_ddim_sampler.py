@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm import tqdm
 
+from orthogen import progress
 from orthogen.diffusion.nested_denoiser_fn import NestedDenoiseCounter, NestedDenoiseFunction
 from orthogen.diffusion.nested_diffusion import ShiftedCosineSchedule, per_case, check_prediction_type
 from orthogen.errors import InputError
@@ -75,7 +75,7 @@ class NestedDDIMSampler:
         x = [torch.randn((batch_size, channels, r, r, r), generator=generator, device=device, dtype=dtype)
              for r in resolutions]
         times = torch.linspace(1.0, 0.0, self.num_steps + 1, dtype=torch.float64)
-        for i in tqdm(range(self.num_steps), desc="nested DDIM", disable=None, leave=False):
+        for i in progress.steps(range(self.num_steps), self.num_steps, "nested DDIM sampling"):
             t = torch.full((batch_size,), float(times[i]), device=device, dtype=dtype)
             s = float(times[i + 1])
             x0 = [self._clean(x_t, p, t) for x_t, p in zip(x, counted(x, t))]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 
 import torch
-from tqdm.auto import tqdm
 
+from orthogen import progress
 from orthogen.diffusion.arguments import end_time, sample_shape, start_time, step_count
 from orthogen.diffusion.conditioned_score import ScoreFunction
 from orthogen.diffusion.correctors import Corrector, NoneCorrector, corrector_by_name
@@ -116,7 +116,7 @@ class PredictorCorrectorSampler:
         x_mean = x
         levels = sigmas.to(device=x.device, dtype=x.dtype)
         disable = None if self.progress is None else not self.progress
-        for i in tqdm(range(len(sigmas) - 1), desc="PC sampling", disable=disable, leave=False):
+        for i in progress.steps(range(len(sigmas) - 1), len(sigmas) - 1, "PC sampling", disable):
             sigma, sigma_next = levels[i].expand(batch), levels[i + 1].expand(batch)
             x, x_mean = self.corrector.update(counted, x, sigma, generator)
             x, x_mean = self.predictor.update(counted, x, sigma, sigma_next, generator)

@@ -27,8 +27,8 @@ from __future__ import annotations
 import logging
 
 import torch
-from tqdm.auto import tqdm
 
+from orthogen import progress
 from orthogen.diffusion.arguments import end_time, positive_number, start_time, step_count
 from orthogen.diffusion.conditioned_score import ScoreFunction
 from orthogen.diffusion.pc_sampler import initial_state
@@ -104,7 +104,7 @@ class ProbabilityFlowHeunSampler:
         counted = ScoreEvaluationCounter(score_fn)
         levels = sigmas.to(device=x.device, dtype=x.dtype)
         disable = None if self.progress is None else not self.progress
-        for i in tqdm(range(self.steps), desc=self.progress_label, disable=disable, leave=False):
+        for i in progress.steps(range(self.steps), self.steps, self.progress_label, disable):
             x, sigma = self._churn(x, levels[i], generator)
             sigma_next = levels[i + 1]
             slope = self._slope(counted, x, sigma)

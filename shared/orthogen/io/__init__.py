@@ -1,6 +1,6 @@
 """OrthoGen file IO: CT volumes (NIfTI, NRRD, DICOM series), radiographs (DICOM, PNG/JPEG, .npy) and
-segmentation images (PNG, .npy, NIfTI, DICOM); writers for NIfTI, PNG, DICOM CT series and DICOM radiographs;
-bone surface meshes of a CT (marching cubes, in world mm) written as STL.
+segmentation images (PNG, .npy, NIfTI, DICOM, a DICOM SEG of a radiograph); writers for NIfTI, PNG, DICOM CT
+series and DICOM radiographs; bone surface meshes of a CT (marching cubes, in world mm) written as STL.
 
 Every reader raises ``orthogen.errors.InputError`` naming the file on bad input; every writer writes
 to a temporary sibling and renames it into place. CT reading is a MONAI ``ImageReader``

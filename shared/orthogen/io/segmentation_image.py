@@ -1,4 +1,5 @@
-"""Reading a knee segmentation (background 0, leg 0.5, bone 1) from PNG, .npy, 2D NIfTI or a DICOM image.
+"""Reading a knee segmentation (background 0, leg 0.5, bone 1) from PNG, .npy, 2D NIfTI, a DICOM image or a
+DICOM SEG drawn on a radiograph (:mod:`orthogen.io.dicom_segmentation`: segments "contour" and "bone").
 
 The values are read, not snapped: :class:`orthogen.transforms.radiograph_segmentation.SegmentationLevels`
 checks them against the levels {0, 0.5, 1} and snaps them (an 8-bit PNG holds 0.5 as 128/255).
@@ -15,6 +16,7 @@ import numpy as np
 from orthogen.errors import InputError
 from orthogen.io.ct_series_checks import is_dicom_file_name
 from orthogen.io.dicom_file import decode_pixel_array, read_dicom_file
+from orthogen.io.dicom_segmentation import DicomSegmentation, is_dicom_segmentation, read_dicom_segmentation
 from orthogen.io.input_file import existing_file
 from orthogen.io.radiograph import (NO_SPACING, check_image_size, dicom_pixel_spacing, header_int, open_picture,
                                     read_nifti_image, read_npy_image, require_2d)
@@ -38,12 +40,17 @@ class SegmentationImage:
             ("PixelSpacing", "ImagerPixelSpacing (at the detector)", "sidecar x.json", "NIfTI affine",
             "none in the file", ...).
         source: the file it was read from.
+        dicom_seg: the DICOM SEG it was read from (its segments, the radiograph it references), else None.
+            A SEG lies on its radiograph's pixel grid, not the model's: the bundle's loader
+            (:class:`orthogen.data.segmentation_input.LoadSegmentationd`) resamples it instead of refusing
+            its size, and checks that it has the segments the model's condition needs.
     """
 
     image: np.ndarray
     pixel_spacing_mm: tuple[float, float] | None
     spacing_source: str
     source: str
+    dicom_seg: DicomSegmentation | None = None
 
 
 def segmentation_stem(path: str | Path) -> str:
@@ -69,11 +76,16 @@ def read_segmentation_image(path: str | Path) -> SegmentationImage:
       0 / 1 / 2 -> 0 / 0.5 / 1; else they are divided by 2^BitsStored - 1 (MONOCHROME1 is then inverted, so
       bone is what a viewer shows bright). Spacing from PixelSpacing, else ImagerPixelSpacing (/
       EstimatedRadiographicMagnificationFactor), as :func:`orthogen.io.read_radiograph` reads it.
+    - DICOM SEG (SOP class Segmentation Storage or Label Map Segmentation Storage, Modality SEG) of one
+      radiograph, on that radiograph's grid (any size): 0 background, 0.5 where its "contour" segment (or
+      "bone"), 1 where its "bone" segment (:func:`orthogen.io.dicom_segmentation.read_dicom_segmentation`);
+      spacing from its PixelMeasuresSequence; ``dicom_seg`` holds what the file said.
 
     Raises:
         InputError: one line naming the file when it is missing, empty, truncated, not an image, not 2D,
             multi-frame, in colour, out of [0, 1] (negative stored DICOM values), has a bad spacing tag
-            or sidecar, or has an unknown extension (JPEG is refused: lossy compression blurs the levels).
+            or sidecar, or has an unknown extension (JPEG is refused: lossy compression blurs the levels); a
+            DICOM SEG without contour / bone segments, referencing no radiograph or several images.
     """
     file = existing_file(path)
     name = file.name.lower()
@@ -84,7 +96,12 @@ def read_segmentation_image(path: str | Path) -> SegmentationImage:
     elif name.endswith((".nii", ".nii.gz")):
         image, spacing, spacing_source = read_nifti_image(file)
     elif is_dicom_file_name(file):
-        image, spacing, spacing_source = _read_dicom_segmentation(file)
+        dataset = read_dicom_file(file)
+        if is_dicom_segmentation(dataset):
+            seg = read_dicom_segmentation(dataset, file)
+            return SegmentationImage(image=seg.levels(), pixel_spacing_mm=seg.pixel_spacing_mm,
+                                     spacing_source=seg.spacing_source, source=str(file), dicom_seg=seg)
+        image, spacing, spacing_source = _read_dicom_segmentation(dataset, file)
     else:
         raise InputError(f"unknown segmentation file type {file.suffix!r}; expected .png, .npy, .nii, .nii.gz or "
                          ".dcm (or no extension); JPEG is lossy and blurs the levels 0 / 0.5 / 1", file)
@@ -126,8 +143,7 @@ def _gray_from_colour(rgb: np.ndarray, mode: str, file: Path) -> np.ndarray:
     return rgb[..., 0].astype(np.float64) / 255.0
 
 
-def _read_dicom_segmentation(file: Path) -> tuple[np.ndarray, tuple[float, float] | None, str]:
-    dataset = read_dicom_file(file)
+def _read_dicom_segmentation(dataset, file: Path) -> tuple[np.ndarray, tuple[float, float] | None, str]:
     samples = header_int(dataset, "SamplesPerPixel", 1, file)
     photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
     if samples != 1 or photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
@@ -137,7 +153,7 @@ def _read_dicom_segmentation(file: Path) -> tuple[np.ndarray, tuple[float, float
     frames = header_int(dataset, "NumberOfFrames", 1, file)
     if frames != 1:
         raise InputError(f"multi-frame DICOM (NumberOfFrames {frames}); expected a single-frame 2D segmentation "
-                         "image", file)
+                         "image or a DICOM SEG", file)
     spacing, spacing_source = dicom_pixel_spacing(dataset, file)
     check_image_size(header_int(dataset, "Rows", 0, file), header_int(dataset, "Columns", 0, file), file)
     stored = np.asarray(require_2d(decode_pixel_array(dataset, file), file), dtype=np.float64)

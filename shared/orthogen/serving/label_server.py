@@ -6,10 +6,15 @@ The venv's own interpreter runs it (not the ``monailabel`` launcher, which runs 
 PATH), with the venv's bin/ first on PATH so that dcmqi's ``itkimage2segimage`` (the ``dcmqi`` wheel) is
 found and nothing is downloaded at start-up.
 
+Browsers: the server runs :mod:`orthogen.serving.label_asgi` (``--uvicorn_app``), MONAI Label's app with CORS
+limited to the server's own origins (http://127.0.0.1:<port>, http://localhost:<port>, plus any ``--cors-origin``)
+and a request from any other web page's origin refused with 403; MONAI Label's own default allows every origin
+with credentials.
+
 Command line (``make serve`` / ``make stop``)::
 
     python -m orthogen.serving.label_server start --folder output/label_server \\
-        --studies http://127.0.0.1:8042/dicom-web [--port 8000] [--conf key value ...]
+        --studies http://127.0.0.1:8042/dicom-web [--port 8000] [--conf key value ...] [--cors-origin URL ...]
     python -m orthogen.serving.label_server stop --folder output/label_server
 """
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pathlib import Path
 
 from orthogen.serving.server_process import ServerFiles, ServerProcess, ServerProcessError, port_is_free
 
-__all__ = ["APP_DIR", "DEFAULT_PORT", "LabelServer", "LabelServerError", "label_server_command", "stop_from_pidfile"]
+__all__ = ["APP_DIR", "ASGI_APP", "DEFAULT_PORT", "ORIGINS_ENV", "LabelServer", "LabelServerError", "checked_origin",
+           "label_server_command", "loopback_origins", "stop_from_pidfile"]
 
 #: The repository's app (shared/orthogen/serving -> apps/orthogen_label).
 APP_DIR = Path(__file__).resolve().parents[3] / "apps" / "orthogen_label"
@@ -31,6 +37,26 @@ LOOPBACK = "127.0.0.1"
 OFFLINE_CONF = {"zoo_source": "github"}
 #: The app conf key whose value, our folder, marks the command line as ours.
 FOLDER_CONF = "orthogen_server_folder"
+#: The web app uvicorn serves: MONAI Label's, with CORS limited to our origins (orthogen.serving.label_asgi).
+ASGI_APP = "orthogen.serving.label_asgi:app"
+#: The environment variable naming the browser origins label_asgi allows (whitespace-separated).
+ORIGINS_ENV = "ORTHOGEN_LABEL_ORIGINS"
+
+
+def loopback_origins(port: int) -> list[str]:
+    """The origins a user types for a server on 127.0.0.1:``port``."""
+    return [f"http://127.0.0.1:{int(port)}", f"http://localhost:{int(port)}"]
+
+
+def checked_origin(origin: str) -> str:
+    """``origin`` as a browser writes it (``scheme://host[:port]``, no trailing slash); ValueError otherwise
+    (``*``, ``null``, a path)."""
+    value = origin.strip().rstrip("/")
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest or any(c in rest for c in "/?#*@ "):
+        raise ValueError(f"CORS origin {origin!r}: expected scheme://host[:port], e.g. http://127.0.0.1:8000 "
+                         f"(no path, no wildcard)")
+    return value
 
 
 class LabelServerError(ServerProcessError):
@@ -47,7 +73,7 @@ def label_server_command(folder: Path, studies: str, port: int, conf: dict[str, 
                          app_dir: Path = APP_DIR, python: str = sys.executable) -> list[str]:
     """The start_server command line of the app on ``studies`` (a folder or a DICOMweb URL)."""
     command = [python, "-m", "monailabel.main", "start_server", "--app", str(app_dir), "--studies", studies,
-               "--host", host, "--port", str(port)]
+               "--host", host, "--port", str(port), "--uvicorn_app", ASGI_APP]
     for key, value in {**OFFLINE_CONF, **conf, FOLDER_CONF: str(folder)}.items():
         command += ["--conf", key, str(value)]
     return command
@@ -65,14 +91,24 @@ class LabelServer:
         startup_timeout_s: how long :meth:`start` waits for ``GET /info/`` (the app loads every bundle's
             configs at start-up: ~15-30 s on 2 CPU cores).
         env: extra environment variables for the server (e.g. ``MONAI_LABEL_INFER_CONCURRENCY``).
+        cors_origins: more browser origins allowed besides the server's own (http://127.0.0.1:``port`` and
+            http://localhost:``port``), e.g. a reverse proxy's ``https://label.example.org``.
+
+    Raises:
+        LabelServerError: a ``cors_origins`` entry is not ``scheme://host[:port]`` (``*`` is refused).
     """
 
     def __init__(self, folder: str | Path, studies: str, port: int = DEFAULT_PORT,
                  conf: dict[str, str] | None = None, startup_timeout_s: float = 120.0,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, cors_origins: list[str] | tuple[str, ...] = ()):
         self.folder = Path(folder).resolve()
         self.studies, self.port = str(studies), int(port)
         self.conf, self.startup_timeout_s, self.extra_env = dict(conf or {}), float(startup_timeout_s), dict(env or {})
+        try:
+            extra = [checked_origin(origin) for origin in cors_origins]
+        except ValueError as error:
+            raise LabelServerError(str(error)) from None
+        self.cors_origins = list(dict.fromkeys(loopback_origins(self.port) + extra))
         self.files = server_files(self.folder)
         self._process: ServerProcess | None = None
 
@@ -91,10 +127,14 @@ class LabelServer:
     def environment(self) -> dict[str, str]:
         """Ours, with the venv's bin/ first on PATH and MONAI Label's caches and sessions in our folder."""
         bin_dir = str(Path(sys.executable).parent)
-        return {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
-                "MONAI_LABEL_DICOMWEB_CACHE_PATH": str(self.folder / "dicom_cache"),
-                "MONAI_LABEL_SESSION_PATH": str(self.folder / "sessions"),
-                "MONAI_LABEL_TRACKING_ENABLED": "false", **self.extra_env}
+        environment = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+                       "MONAI_LABEL_DICOMWEB_CACHE_PATH": str(self.folder / "dicom_cache"),
+                       "MONAI_LABEL_SESSION_PATH": str(self.folder / "sessions"),
+                       "MONAI_LABEL_TRACKING_ENABLED": "false", **self.extra_env,
+                       ORIGINS_ENV: " ".join(self.cors_origins)}
+        # MONAI Label's own CORS variable is replaced by ours (orthogen.serving.label_asgi); set, it stops start_server
+        environment.pop("MONAI_LABEL_CORS_ORIGINS", None)
+        return environment
 
     def start(self) -> LabelServer:
         """Start the server and wait until ``GET /info/`` answers.
@@ -148,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="app conf, e.g. --conf bundles /path/to/bundles")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="URL",
+                        help="a browser origin allowed besides http://127.0.0.1:PORT and http://localhost:PORT "
+                             "(e.g. a reverse proxy's https://label.example.org); repeatable")
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
@@ -156,9 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             if running is not None:
                 print(f"MONAI Label server already running (pid {running}); log {files.log_path}")
                 return 0
-            server = LabelServer(args.folder, args.studies, args.port, dict(args.conf)).start()
+            server = LabelServer(args.folder, args.studies, args.port, dict(args.conf),
+                                 cors_origins=args.cors_origin).start()
             print(f"MONAI Label server (pid {server.pid}) on {server.url} over {server.studies}; "
-                  f"OHIF at {server.url}/ohif/; log {server.log_path}")
+                  f"OHIF at {server.url}/ohif/; browser origins {' '.join(server.cors_origins)}; log {server.log_path}")
         else:
             pid = stop_from_pidfile(args.folder)
             print(f"stopped MONAI Label server pid {pid}" if pid else f"no MONAI Label server of ours on {args.folder}")

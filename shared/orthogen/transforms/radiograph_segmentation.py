@@ -10,7 +10,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, Transform
+from monai.transforms import MapTransform, Resize, SpatialPad, Transform
 from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
 
 from orthogen.errors import InputError
@@ -51,6 +51,38 @@ def segmentation_levels(segmentation: np.ndarray, source: str) -> np.ndarray:
         raise InputError(f"{int(off.sum())} pixels are not 0, 0.5 or 1 (e.g. {found}); expected a segmentation "
                          "with background 0, leg 0.5 and bone 1", source)
     return nearest.astype(np.float32)
+
+
+def resample_segmentation_levels(segmentation: np.ndarray, spatial_size: Sequence[int]
+                                 ) -> tuple[np.ndarray, tuple[float, float]]:
+    """A {0, 0.5, 1} segmentation drawn on a radiograph's grid (any size), on the model's (H, W) grid.
+
+    The image is padded with background, centred, to the target's aspect ratio (a portrait radiograph of a
+    knee keeps the leg's shape instead of being stretched), then each output pixel takes the level that holds
+    at least half of its area: bone where >= half of it is bone, else leg where >= half of it is leg (0.5 or
+    1), else background (MONAI ``SpatialPad``, then ``Resize`` in ``"area"`` mode on the two masks). The
+    training segmentations classify each of their pixels by one ray, its centre's; a majority over the drawn
+    pixels an output pixel covers is that classification without the aliasing of picking one of them
+    (nearest neighbour). An image already of the target size comes back unchanged.
+
+    Returns:
+        The (H, W) float32 levels and the input pixels per output pixel (row, col): multiply the input's
+        pixel spacing by them for the output's.
+    """
+    image = np.asarray(segmentation, dtype=np.float32)
+    if image.ndim != 2:
+        raise InputError(f"expected a 2D (H, W) segmentation, got shape {image.shape}", "segmentation")
+    rows, cols = image.shape
+    target_rows, target_cols = (int(s) for s in spatial_size)
+    if cols * target_rows > rows * target_cols:  # wider than the target: pad rows
+        padded = (max(rows, round(cols * target_rows / target_cols)), cols)
+    else:
+        padded = (rows, max(cols, round(rows * target_cols / target_rows)))
+    masks = np.stack([image >= 0.25, image >= 0.75]).astype(np.float32)  # leg (0.5 or 1), bone (1)
+    masks = SpatialPad(padded, method="symmetric")(masks)
+    fractions = np.asarray(convert_data_type(Resize((target_rows, target_cols), mode="area")(masks), np.ndarray)[0])
+    levels = np.where(fractions[1] >= 0.5, 1.0, np.where(fractions[0] >= 0.5, 0.5, 0.0)).astype(np.float32)
+    return levels, (padded[0] / target_rows, padded[1] / target_cols)
 
 
 class SegmentationLevels(Transform):

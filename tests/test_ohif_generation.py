@@ -1,0 +1,149 @@
+"""Generation inside OHIF by clicks only, every part real: our Orthanc, the label app's server, OHIF 3.13.2 as
+``make serve-deps`` installed it, in headless Chromium (scripts/ohif_walkthrough.py does the clicking).
+
+Uploaded beforehand (to Orthanc, not to the app): a phantom knee study (CT + DX AP + DX lateral, 32^3 /
+64 px), a DICOM SEG drawn on its AP view (segments "contour" and "bone", made with highdicom as a viewer
+saves one), and a study holding one DX view. Then, as a person would: study list -> OrthoGen mode -> CT
+from AP + lateral with 3 DDIM steps (the panel shows stage and step) -> the stored CT in MPR beside the
+two views, anterior up and the patient's right on the left -> the U-Net radiograph from the SEG beside its
+input -> back to the list -> the one-view study -> the server's one-line error in the panel. The
+test makes no request to the app itself; it reads Orthanc to check what was stored.
+"""
+from __future__ import annotations
+
+import socket
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pydicom
+import pytest
+import requests
+from dicomweb_client import DICOMwebClient
+from selenium.common.exceptions import WebDriverException
+
+from orthogen.serving.label_server import LabelServer
+from orthogen.serving.ohif_viewer import DEFAULT_DEST, installed
+from orthogen.serving.orthanc_server import OrthancServer
+
+from dicom_builders import write_seg
+from repo_scripts import load_script
+
+SIZE = 32  # the demo knee CT's grid; its DRRs are 64 x 64
+STEPS = 3
+
+load_demo_study = load_script("load_demo_study")
+walkthrough = load_script("ohif_walkthrough")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _view_files(study) -> dict[str, object]:
+    found = {}
+    for series in study.series:
+        if series.modality != "CT":
+            found["lateral" if "lateral" in series.description.lower() else "ap"] = series
+    return found
+
+
+def knee_segments(ap: pydicom.Dataset) -> dict[str, np.ndarray]:
+    """"contour" (the knee: brighter than the air around it) and "bone" (the brightest fifth of the knee)
+    on the AP view's own grid, as a user would draw them."""
+    pixels = ap.pixel_array.astype(np.float64)
+    knee = pixels > pixels.min() + 0.15 * np.ptp(pixels)
+    bone = pixels > np.quantile(pixels[knee], 0.8)
+    return {"contour": knee, "bone": bone & knee}
+
+
+@pytest.fixture(scope="module")
+def viewer_stack(tmp_path_factory):
+    """(Orthanc, label server, two-view study, SEG path, one-view study UID), all uploaded."""
+    if not installed(DEFAULT_DEST):
+        pytest.fail(f"the OHIF viewer is not installed in {DEFAULT_DEST}: run `make serve-deps`")
+    root = tmp_path_factory.mktemp("ohif_generation")
+    with OrthancServer(root / "orthanc", _free_port()) as orthanc:
+        study = load_demo_study.write_demo_study(root / "study_3", seed=3, size=SIZE)
+        assert load_demo_study.upload_study(study.files, orthanc.url) == SIZE + 2
+        ap = pydicom.dcmread(_view_files(study)["ap"].files[0])
+        seg = write_seg(root / "knee_seg.dcm", ap, knee_segments(ap))
+        assert load_demo_study.upload_study([seg], orthanc.url) == 1
+        lonely = load_demo_study.write_demo_study(root / "study_5", seed=5, size=SIZE)
+        one_view = _view_files(lonely)["ap"].files[0]
+        dataset = pydicom.dcmread(one_view)
+        dataset.PatientName = "OrthoGen^One View Knee"
+        dataset.save_as(one_view)
+        assert load_demo_study.upload_study([one_view], orthanc.url) == 1
+        with LabelServer(root / "label", orthanc.dicomweb_url, _free_port()) as label:
+            yield orthanc, label, study, seg, dataset.StudyInstanceUID
+
+
+@pytest.fixture(scope="module")
+def walked(viewer_stack, tmp_path_factory):
+    """The whole walk through the viewer, once; its screenshots in a temporary folder."""
+    _, label, _, _, _ = viewer_stack
+    walk = walkthrough.Walkthrough()
+    out = tmp_path_factory.mktemp("ohif_screenshots")
+    driver = walkthrough.chrome_driver()
+    try:
+        walkthrough.ct_from_two_views(driver, label.url, "Phantom Knee", STEPS, walk, out)
+        walkthrough.radiograph_from_segmentation(driver, None, walk, out)
+        walkthrough.one_view_error(driver, label.url, "One View Knee", walk, out)
+    except (walkthrough.ViewerError, WebDriverException) as error:
+        walkthrough.screenshot(driver, out, "failed", walk)
+        pytest.fail(f"{str(error).splitlines()[0]} (statuses {walk.statuses[-3:]}, screenshot {walk.screenshots[-1]}, at {driver.current_url})")
+    finally:
+        driver.quit()
+    return walk
+
+
+def _shown(walk, step: str) -> dict[str, str]:
+    query = parse_qs(urlparse(walk.urls[step]).query)
+    return {key: values[0] for key, values in query.items()}
+
+
+def test_the_viewer_is_ohif_3_13_2_on_the_apps_origin_with_our_config(viewer_stack):
+    _, label, _, _, _ = viewer_stack
+    index = requests.get(f"{label.url}/ohif/", timeout=10)
+    assert index.ok and 'window.PUBLIC_URL="/ohif/"' in index.text and "https://" not in index.text
+    config = requests.get(f"{label.url}/ohif/app-config.js", timeout=10)
+    assert "/proxy/dicom/qido" in config.text and "orthogen-mode.js" in config.text
+    assert requests.get(f"{label.url}/ohif/orthogen/orthogen-panel.js", timeout=10).headers["content-type"].startswith(
+        "text/javascript")
+    assert requests.get(f"{label.url}/ohif/no-such-chunk.js", timeout=10).status_code == 404
+    assert not list(DEFAULT_DEST.rglob("*.map")) and not (DEFAULT_DEST / "ort").exists()  # pruned
+
+
+def test_a_ct_generated_by_clicks_is_shown_in_mpr_beside_its_views(viewer_stack, walked):
+    orthanc, _, study, _, _ = viewer_stack
+    sampling = [s for s in walked.statuses if "nested DDIM sampling" in s]
+    assert sampling and any(f"/{STEPS}" in s for s in sampling)  # the progress the server reported
+    shown = _shown(walked, "ct")
+    views = _view_files(study)
+    assert shown["orthogenInputs"].split(",") == [views["ap"].series_instance_uid,
+                                                  views["lateral"].series_instance_uid]  # pre-selected by tag
+    (stored,) = [s for s in DICOMwebClient(orthanc.dicomweb_url).search_for_series(study.study_instance_uid)
+                 if s["0020000E"]["Value"][0] == shown["orthogenShow"]]
+    description = stored["0008103E"]["Value"][0]
+    assert description.startswith("Synthetic knee_xray2ct s0 3 steps") and "phantom-trained" in description
+    assert walked.markers["orthogen-axial"] == {"top-mid": "A", "left-mid": "R"}
+    assert walked.markers["orthogen-coronal"]["left-mid"] == "R"
+    assert walked.markers["orthogen-sagittal"]["left-mid"] == "A"
+    assert min(walked.canvas_std[v] for v in ("orthogen-axial", "orthogen-coronal", "orthogen-sagittal")) > 10
+
+
+def test_a_radiograph_generated_from_a_dicom_seg_is_shown_beside_its_input(viewer_stack, walked):
+    orthanc, _, study, seg, _ = viewer_stack
+    shown = _shown(walked, "radiograph")
+    assert shown["orthogenKind"] == "radiograph"
+    assert shown["orthogenInputs"] == _view_files(study)["ap"].series_instance_uid  # the SEG's radiograph
+    (back,) = DICOMwebClient(orthanc.dicomweb_url).retrieve_series(study.study_instance_uid, shown["orthogenShow"])
+    assert back.SeriesDescription.startswith("Synthetic unet_contour_bone")
+    assert back.StudyInstanceUID == pydicom.dcmread(seg, stop_before_pixels=True).StudyInstanceUID
+    assert walked.canvas_std["orthogen-result"] > 10 and walked.canvas_std["orthogen-input"] > 10
+
+
+def test_a_one_view_study_shows_the_servers_one_line_error(walked):
+    assert "lateral" in walked.error and "\n" not in walked.error.strip()
