@@ -60,6 +60,8 @@ class Walkthrough:
     seconds: dict[str, float] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    fine_tune: str = ""
+    foreign_requests: list[str] = field(default_factory=list)
     screenshots: list[Path] = field(default_factory=list)
 
 
@@ -88,7 +90,12 @@ def _click_text(driver, xpath: str, what: str, timeout_s: float = 30.0):
 
 
 def screenshot(driver, out: Path | None, name: str, walk: Walkthrough) -> None:
-    """Save the window as ``out/<name>.png`` (temporary file, then rename)."""
+    """Save the window as ``out/<name>.png`` (temporary file, then rename); note what the page fetched from
+    another origin."""
+    origin = "/".join(driver.current_url.split("/")[:3])
+    for url in driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"):
+        if not url.startswith((origin, "data:", "blob:")) and url not in walk.foreign_requests:
+            walk.foreign_requests.append(url)  # the viewer must need nothing from elsewhere (offline)
     if out is None:
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -234,6 +241,21 @@ def radiograph_from_segmentation(driver, steps: int | None, walk: Walkthrough, o
     look_at(driver, walk, "orthogen-result", slices=0)
     look_at(driver, walk, "orthogen-input", slices=0)
     screenshot(driver, out, "4_generated_radiograph", walk)
+
+
+def fine_tune(driver, walk: Walkthrough, model: str = CT_MODEL, timeout_s: float = 30.0) -> str:
+    """Click "Fine-tune this model" for ``model``; the status or error line the panel then shows."""
+    _expand_panel(driver)
+    _choose(driver, "orthogen-model", model)
+    _by(driver, "[data-cy=orthogen-finetune]")[0].click()
+
+    def answer() -> str:
+        error = _by(driver, "[data-cy=orthogen-error]")[0].text
+        status = _by(driver, "[data-cy=orthogen-status]")[0].text
+        return error or (status if "started" in status else "")
+
+    walk.fine_tune = _wait(driver, answer, "answer to the fine-tuning click", timeout_s)
+    return walk.fine_tune
 
 
 def one_view_error(driver, server: str, patient: str, walk: Walkthrough, out: Path | None) -> None:

@@ -6,7 +6,7 @@ Uploaded beforehand (to Orthanc, not to the app): a phantom knee study (CT + DX 
 saves one), and a study holding one DX view. Then, as a person would: study list -> OrthoGen mode -> CT
 from AP + lateral with 3 DDIM steps (the panel shows stage and step) -> the stored CT in MPR beside the
 two views, anterior up and the patient's right on the left -> the U-Net radiograph from the SEG beside its
-input -> back to the list -> the one-view study -> the server's one-line error in the panel. The
+input -> fine-tuning clicked (refused in one line: no labelled case) -> back to the list -> the one-view study -> the server's one-line error in the panel. The
 test makes no request to the app itself; it reads Orthanc to check what was stored.
 """
 from __future__ import annotations
@@ -90,6 +90,7 @@ def walked(viewer_stack, tmp_path_factory):
     try:
         walkthrough.ct_from_two_views(driver, label.url, "Phantom Knee", STEPS, walk, out)
         walkthrough.radiograph_from_segmentation(driver, None, walk, out)
+        walkthrough.fine_tune(driver, walk)
         walkthrough.one_view_error(driver, label.url, "One View Knee", walk, out)
     except (walkthrough.ViewerError, WebDriverException) as error:
         walkthrough.screenshot(driver, out, "failed", walk)
@@ -147,3 +148,13 @@ def test_a_radiograph_generated_from_a_dicom_seg_is_shown_beside_its_input(viewe
 
 def test_a_one_view_study_shows_the_servers_one_line_error(walked):
     assert "lateral" in walked.error and "\n" not in walked.error.strip()
+
+
+def test_fine_tuning_from_the_viewer_names_one_model_and_is_refused_without_a_case(walked):
+    """The study has no labelled CT: the app refuses the one model clicked, in one line, before any task."""
+    assert walked.fine_tune.startswith("knee_xray2ct_diffusion") or "knee_xray2ct_diffusion" in walked.fine_tune
+    assert "started" not in walked.fine_tune and "\n" not in walked.fine_tune
+
+
+def test_the_viewer_fetched_nothing_from_another_origin(walked):
+    assert walked.screenshots and walked.foreign_requests == []

@@ -40,8 +40,9 @@ from monailabel.datastore.dicom import DICOMWebDatastore
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 
-from lib.bundle_catalogue import SEGMENTATION_TO_RADIOGRAPH, BundleModel
+from lib.bundle_catalogue import SEGMENTATION_TO_RADIOGRAPH, XRAY_TO_CT, BundleModel
 from lib.bundle_infer_task import BundleRunError, checked_device
+from lib.dicomweb_datastore import OrthoGenDICOMwebDatastore
 
 from orthogen.errors import InputError
 
@@ -92,11 +93,25 @@ def _no_case(model: BundleModel, labelled: int) -> str:
     return f"no training case of {model.name} ({found}); expected {case}, saved by PUT /datastore/label"
 
 
+#: The Modality of a labelled series that makes it a training case of each kind of model.
+TRAINING_MODALITIES = {XRAY_TO_CT: ("CT",), SEGMENTATION_TO_RADIOGRAPH: ("CR", "DX", "RF", "XA", "OT")}
+
+
+def _series_modality(datastore: DICOMWebDatastore, series_uid: str) -> str:
+    """The series' Modality by QIDO-RS ('' when the server does not have it)."""
+    info = datastore.find_series(series_uid) if isinstance(datastore, OrthoGenDICOMwebDatastore) else None
+    return info.modality if info is not None else ""
+
+
 def missing_training_cases(model: BundleModel, datastore: Datastore) -> str | None:
     """Why ``datastore`` holds no training case of ``model`` (one line, naming the datastore), None when it
-    holds one. On DICOMweb any labelled series counts (its label is a DICOM SEG: listing it downloads nothing)."""
+    holds one. On DICOMweb a labelled series counts when its Modality fits the model (a CT for an X-ray -> CT
+    model, a radiograph for a segmentation -> radiograph one): its label is a DICOM SEG and the Modality comes
+    from QIDO-RS, so nothing is downloaded."""
     if isinstance(datastore, DICOMWebDatastore):
-        labelled = fitting = len(datastore.get_labeled_images())
+        images = datastore.get_labeled_images()
+        fitting = sum(1 for uid in images if _series_modality(datastore, uid) in TRAINING_MODALITIES[model.kind])
+        labelled = len(images)
     else:
         pairs = datastore.datalist()
         labelled, fitting = len(pairs), len(training_pairs(model, pairs))

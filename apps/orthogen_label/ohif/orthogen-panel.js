@@ -3,7 +3,8 @@
  * It lists the app's generation models (`GET /info/`, models with an `orthogen_kind`), offers the inputs
  * each needs from the open study's series, pre-selected from their tags (ViewPosition, PatientOrientation),
  * with the bundle's defaults for the parameters; a click submits a job (`POST /orthogen/jobs`) whose stage
- * and step are shown until the stored series opens; the server's one-line error is shown as it came.
+ * and step are shown until the stored series opens; the server's one-line error is shown as it came. A
+ * trainable model can be fine-tuned from here, that model only (`POST /train/<model>`).
  */
 const XRAY_TO_CT = 'xray_to_ct';
 /** The hanging protocol of a result page: orthogen-extension.js registers it from the URL when the app
@@ -40,6 +41,7 @@ const STYLE = `
 #orthogen-panel button { cursor: pointer; background: #2f6fd6; color: white; border: 0; border-radius: 4px;
   padding: 5px 12px; }
 #orthogen-panel button.generate { width: 100%; margin-top: 10px; }
+#orthogen-panel button.finetune { width: 100%; margin-top: 6px; background: #24406e; }
 #orthogen-panel header { cursor: pointer; }
 #orthogen-panel .help { color: #8fa3c8; font-size: 12px; margin-top: 4px; }
 #orthogen-panel progress { width: 100%; margin-top: 8px; }
@@ -108,6 +110,8 @@ export class OrthoGenPanel {
     this.modelSelect = element('select', { 'data-cy': 'orthogen-model', id: 'orthogen-model' });
     this.fields = element('div', { class: 'fields' });
     this.button = element('button', { class: 'generate', 'data-cy': 'orthogen-generate', text: 'Generate' });
+    this.finetune = element('button', { class: 'finetune', 'data-cy': 'orthogen-finetune',
+      text: 'Fine-tune this model on the labelled cases', title: 'POST /train/<model>: this model only' });
     this.progress = element('progress', { max: '1', value: '0', hidden: '' });
     this.status = element('div', { class: 'status', role: 'status', 'data-cy': 'orthogen-status' });
     this.error = element('div', { class: 'error', role: 'alert', 'data-cy': 'orthogen-error' });
@@ -119,12 +123,13 @@ export class OrthoGenPanel {
       element('div', { class: 'body' },
         element('label', { for: 'orthogen-model', text: 'Model' }), this.modelSelect,
         element('div', { class: 'help', 'data-cy': 'orthogen-model-help' }),
-        this.fields, this.button)
+        this.fields, this.button, this.finetune)
     );
     document.body.append(this.root);
     header.addEventListener('click', () => this.root.classList.toggle('collapsed'));
     this.modelSelect.addEventListener('change', () => this.renderFields());
     this.button.addEventListener('click', () => this.generate());
+    this.finetune.addEventListener('click', () => this.fineTune());
     const { displaySetService } = this.services;
     for (const event of [displaySetService.EVENTS.DISPLAY_SETS_ADDED, displaySetService.EVENTS.DISPLAY_SETS_CHANGED]) {
       if (event) this.subscriptions.push(displaySetService.subscribe(event, () => this.renderFields()));
@@ -147,6 +152,7 @@ export class OrthoGenPanel {
       this.models = Object.fromEntries(
         Object.entries(info.models || {}).filter(([, model]) => model.orthogen_kind)
       );
+      this.trainable = new Set(Object.keys(info.trainers || {}));
     } catch (error) {
       this.showError(`The OrthoGen label app did not list its models: ${error.message}`);
       return;
@@ -192,6 +198,7 @@ export class OrthoGenPanel {
     const parts = [];
     const prefill = {};
     this.root.querySelector('[data-cy=orthogen-model-help]').textContent = model.description || '';
+    this.finetune.hidden = !this.trainable?.has(this.modelSelect.value);
     if (model.orthogen_kind === XRAY_TO_CT) {
       const views = series.filter(d => RADIOGRAPH_MODALITIES.includes(d.Modality));
       const ap = views.find(d => viewOf(d) === 'ap') || views[0];
@@ -293,6 +300,24 @@ export class OrthoGenPanel {
       this.openResult(job, request);
     } else {
       this.polling = setTimeout(() => this.poll(jobId, request), POLL_MS);
+    }
+  }
+
+  /** Fine-tune the chosen model, and only it (`POST /train/<model>`): the server refuses up front, in one
+   * line, when the study's datastore holds no labelled case of it. */
+  async fineTune() {
+    const name = this.modelSelect.value;
+    this.error.textContent = '';
+    this.status.textContent = `Asking to fine-tune ${name}…`;
+    try {
+      const response = await fetch(`/train/${encodeURIComponent(name)}`, {
+        method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: '{}',
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(answer.detail || `POST /train/${name} answered ${response.status}`);
+      this.status.textContent = `Fine-tuning ${name} started on the server (this model only)`;
+    } catch (error) {
+      this.finishWithError(error.message);
     }
   }
 
