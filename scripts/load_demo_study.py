@@ -1,5 +1,6 @@
-"""Upload a phantom knee study to Orthanc: AP and lateral radiographs (DRRs) as DICOM DX and the CT as a
-DICOM CT series, one study of one patient, sent by DICOMweb STOW-RS.
+"""Upload a phantom knee study to Orthanc: AP and lateral radiographs (DRRs) as DICOM DX, the CT as a DICOM
+CT series and a DICOM SEG of the AP view (segments "contour" and "bone", the knee radiograph models' input),
+one study of one patient, sent by DICOMweb STOW-RS.
 
     python scripts/load_demo_study.py [--url http://127.0.0.1:8042] [--seed 0] [--size 128] [--out DIR]
 
@@ -26,12 +27,14 @@ from pydicom.dataset import Dataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation
 from pydicom.valuerep import format_number_as_ds
 
-from orthogen.drr import fit_detector, render_drr
+from orthogen.data.knee_radiograph_prepare import KneeRadiographPreparation
+from orthogen.drr import fit_detector, project_labels, render_drr
 from orthogen.drr.files import view_name
 from orthogen.errors import OrthoGenError
 from orthogen.io import write_dicom_ct_series, write_dicom_radiograph
 from orthogen.io.atomic_write import atomic_file
 from orthogen.phantoms import KneePhantom
+from orthogen.transforms.radiograph_segmentation import leg_contour_and_bone
 
 DEFAULT_URL = "http://127.0.0.1:8042"
 FIELD_OF_VIEW_MM = 128.0  # the demo knee's: 128^3 voxels of 1 mm
@@ -44,6 +47,7 @@ PATIENT_NAME = "OrthoGen^Phantom Knee"
 VIEW_POSITION = {"ap": "AP", "lateral": "LL"}
 PATIENT_ORIENTATION = {"ap": ["L", "F"], "lateral": ["A", "F"]}
 KNEE_CODE = ("72696002", "SCT", "Knee")  # AnatomicRegionSequence (SNOMED CT, DICOM CID 4031)
+TISSUE_CODE = ("85756007", "SCT", "Tissue")  # a SEG segment's category and type when drawn by hand
 
 
 class UploadError(OrthoGenError):
@@ -62,7 +66,8 @@ class DemoSeries:
 
 @dataclass
 class DemoStudy:
-    """The written study: its UID, PatientID, the knee's side and the series (CT, DX AP, DX lateral)."""
+    """The written study: its UID, PatientID, the knee's side and the series (CT, DX AP, SEG of the AP view,
+    DX lateral)."""
 
     study_instance_uid: str
     patient_id: str
@@ -76,8 +81,9 @@ class DemoStudy:
 
 
 def write_demo_study(out_dir: str | Path, seed: int = 0, size: int = 128) -> DemoStudy:
-    """Write the phantom knee of ``seed`` as a CT series (``out_dir``/ct/) and its AP and lateral DRRs as
-    DX files (``out_dir``/dx_ap.dcm, dx_lateral.dcm), all in one new study.
+    """Write the phantom knee of ``seed`` as a CT series (``out_dir``/ct/), its AP and lateral DRRs as DX
+    files (``out_dir``/dx_ap.dcm, dx_lateral.dcm) and the AP view's segmentation as a DICOM SEG
+    (``out_dir``/seg_ap.dcm), all in one new study.
 
     Args:
         out_dir: a new or empty folder.
@@ -91,6 +97,9 @@ def write_demo_study(out_dir: str | Path, seed: int = 0, size: int = 128) -> Dem
     ct = knee.render((size,) * 3, (spacing,) * 3)
     geometry = fit_detector(ct.volume_hu.shape, ct.affine, 2 * size)
     drr = render_drr(torch.from_numpy(ct.volume_hu), ct.affine, geometry, "ap,lateral")
+    preparation = KneeRadiographPreparation()  # the knee radiograph models' training data: bone above 200 HU
+    bone = (torch.from_numpy(ct.volume_hu) > preparation.bone_hu).to(torch.int64)
+    bone_path = project_labels(bone, ct.affine, geometry, list(drr.angles_deg), label_values=[1]).sum(dim=1)
     patient_id = f"ORTHOGEN-KNEE-{seed:04d}"
     note = f"phantom knee seed {seed}, not patient data"
     ct_description = f"CT ({note})"
@@ -116,7 +125,39 @@ def write_demo_study(out_dir: str | Path, seed: int = 0, size: int = 128) -> Dem
             with atomic_file(path) as temporary:
                 dx.save_as(temporary, write_like_original=False)
             study.series.append(DemoSeries(dx.SeriesInstanceUID, "DX", description, [path]))
+            if view == "ap":
+                segments = knee_segments(drr.image[number - 2].numpy(), bone_path[number - 2].numpy(),
+                                         preparation.contour_threshold)
+                seg = segmentation_of(dx, segments, f"Knee segmentation ({note})")
+                seg_path = out_dir / "seg_ap.dcm"
+                with atomic_file(seg_path) as temporary:
+                    seg.save_as(temporary, write_like_original=False)
+                study.series.append(DemoSeries(seg.SeriesInstanceUID, "SEG", seg.SeriesDescription, [seg_path]))
     return study
+
+
+def knee_segments(radiograph, bone_path_mm, threshold: float) -> dict[str, object]:
+    """The segments a user draws for the knee radiograph models, exactly as their training data has them
+    (``orthogen.transforms.radiograph_segmentation``): "contour" (the leg) and "bone" (rays through bone)."""
+    levels = leg_contour_and_bone(radiograph, bone_path_mm, threshold)
+    return {"contour": levels > 0, "bone": levels == 1.0}
+
+
+def segmentation_of(dx: Dataset, segments: dict[str, object], description: str) -> Dataset:
+    """A binary DICOM SEG of the DX image ``dx`` (highdicom), one segment per item of ``segments``
+    (SegmentLabel -> (rows, cols) bool mask), as a viewer saves one: SegmentedPropertyType "Tissue"."""
+    import highdicom as hd
+    import numpy as np
+
+    tissue = hd.sr.CodedConcept(*TISSUE_CODE)
+    descriptions = [hd.seg.SegmentDescription(segment_number=number, segment_label=label, algorithm_type="MANUAL",
+                                              segmented_property_category=tissue, segmented_property_type=tissue)
+                    for number, label in enumerate(segments, start=1)]
+    masks = np.stack([np.asarray(mask, dtype=np.uint8) for mask in segments.values()], axis=-1)[None]
+    return hd.seg.Segmentation([dx], masks, "BINARY", descriptions, series_instance_uid=hd.UID(), series_number=10,
+                               sop_instance_uid=hd.UID(), instance_number=1, manufacturer="OrthoGen",
+                               manufacturer_model_name="load_demo_study", software_versions="1",
+                               device_serial_number="0", series_description=description)
 
 
 def as_digital_xray(secondary_capture: Dataset, view: str, side: str, *, source_to_isocenter_mm: float,
@@ -189,7 +230,7 @@ def upload_study(files: list[Path], url: str = DEFAULT_URL) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Upload a phantom knee study (CT + AP/lateral DX) to Orthanc.")
+    parser = argparse.ArgumentParser(description="Upload a phantom knee study (CT + AP/lateral DX + SEG of the AP view) to Orthanc.")
     parser.add_argument("--url", default=DEFAULT_URL, help="Orthanc's REST root (DICOMweb under /dicom-web)")
     parser.add_argument("--seed", type=int, default=0, help="the phantom knee's seed (a whole number >= 0)")
     parser.add_argument("--size", type=int, default=128,

@@ -1,5 +1,5 @@
 """The MONAI Label app over DICOMweb, every part real: our Orthanc 1.10 (DICOMweb plugin) holding two phantom
-knee studies (scripts/load_demo_study.py: CT + DX AP + DX lateral each), and a MONAI Label server of the app
+knee studies (scripts/load_demo_study.py: CT + DX AP + DX lateral + a SEG of the AP view each), and a MONAI Label server of the app
 started as its own process (orthogen.serving.label_server) on Orthanc's DICOMweb root, called with
 ``monailabel.client.MONAILabelClient``. The knee CT model (phantom-trained weights) runs with 5 DDIM steps.
 The default run has all of it (~30-45 s here) but the two slow-marked tests, each saying why (make test-slow).
@@ -46,16 +46,17 @@ def _free_port() -> int:
 
 
 def _series(study) -> dict:
-    """{"ap": DemoSeries, "lateral": ..., "ct": ...} of a written demo study."""
+    """{"ap": DemoSeries, "lateral": ..., "ct": ..., "seg": ...} of a written demo study."""
     found = {}
     for series in study.series:
-        kind = "ct" if series.modality == "CT" else ("lateral" if "lateral" in series.description.lower() else "ap")
+        kind = {"CT": "ct", "SEG": "seg"}.get(series.modality) or (
+            "lateral" if "lateral" in series.description.lower() else "ap")
         found[kind] = series
     return found
 
 
 def _views(study) -> dict[str, str]:
-    """{"ap": SeriesInstanceUID, "lateral": ..., "ct": ...} of a written demo study."""
+    """{"ap": SeriesInstanceUID, "lateral": ..., "ct": ..., "seg": ...} of a written demo study."""
     return {kind: series.series_instance_uid for kind, series in _series(study).items()}
 
 
@@ -73,7 +74,7 @@ def stack(tmp_path_factory):
     with OrthancServer(root / "orthanc", _free_port()) as orthanc:
         studies = [load_demo_study.write_demo_study(root / f"study_{seed}", seed=seed, size=SIZE) for seed in (3, 4)]
         for study in studies:
-            assert load_demo_study.upload_study(study.files, orthanc.url) == SIZE + 2
+            assert load_demo_study.upload_study(study.files, orthanc.url) == SIZE + 3  # CT, 2 DX, SEG
         with LabelServer(root / "label", orthanc.dicomweb_url, _free_port()) as label:
             yield orthanc, label, studies
 
@@ -110,7 +111,7 @@ def test_the_generated_ct_is_stored_in_the_studys_uid_with_its_geometry(stack, g
     client = DICOMwebClient(orthanc.dicomweb_url)
     series = client.search_for_series(study_uid)
     uids = {item["0020000E"]["Value"][0]: item["00080060"]["Value"][0] for item in series}
-    assert uids[stored["SeriesInstanceUID"]] == "CT" and sorted(uids.values()) == ["CT", "CT", "DX", "DX"]
+    assert uids[stored["SeriesInstanceUID"]] == "CT" and sorted(uids.values()) == ["CT", "CT", "DX", "DX", "SEG"]
     retrieved = client.retrieve_series(study_uid, stored["SeriesInstanceUID"])
     for dataset in retrieved:
         assert dataset.StudyInstanceUID == study_uid and dataset.PatientID == "ORTHOGEN-KNEE-0003"

@@ -1,9 +1,9 @@
 """Generation inside OHIF by clicks only, every part real: our Orthanc, the label app's server, OHIF 3.13.2 as
 ``make serve-deps`` installed it, in headless Chromium (scripts/ohif_walkthrough.py does the clicking).
 
-Uploaded beforehand (to Orthanc, not to the app): a phantom knee study (CT + DX AP + DX lateral, 32^3 /
-64 px), a DICOM SEG drawn on its AP view (segments "contour" and "bone", made with highdicom as a viewer
-saves one), and a study holding one DX view. Then, as a person would: study list -> OrthoGen mode -> CT
+Uploaded beforehand (to Orthanc, not to the app): `make demo-study`'s phantom knee study at 32^3 / 64 px
+(CT, DX AP, DX lateral, and a DICOM SEG of the AP view with segments "contour" and "bone" made with
+highdicom as a viewer saves one), and a study holding one DX view. Then, as a person would: study list -> OrthoGen mode -> CT
 from AP + lateral with 3 DDIM steps (the panel shows stage and step) -> the stored CT in MPR beside the
 two views, anterior up and the patient's right on the left -> the U-Net radiograph from the SEG beside its
 input -> fine-tuning clicked (refused in one line: no labelled case) -> back to the list -> the one-view study -> the server's one-line error in the panel. The
@@ -14,7 +14,6 @@ from __future__ import annotations
 import socket
 from urllib.parse import parse_qs, urlparse
 
-import numpy as np
 import pydicom
 import pytest
 import requests
@@ -25,7 +24,6 @@ from orthogen.serving.label_server import LabelServer
 from orthogen.serving.ohif_viewer import DEFAULT_DEST, installed
 from orthogen.serving.orthanc_server import OrthancServer
 
-from dicom_builders import write_seg
 from repo_scripts import load_script
 
 SIZE = 32  # the demo knee CT's grid; its DRRs are 64 x 64
@@ -44,18 +42,9 @@ def _free_port() -> int:
 def _view_files(study) -> dict[str, object]:
     found = {}
     for series in study.series:
-        if series.modality != "CT":
+        if series.modality == "DX":
             found["lateral" if "lateral" in series.description.lower() else "ap"] = series
     return found
-
-
-def knee_segments(ap: pydicom.Dataset) -> dict[str, np.ndarray]:
-    """"contour" (the knee: brighter than the air around it) and "bone" (the brightest fifth of the knee)
-    on the AP view's own grid, as a user would draw them."""
-    pixels = ap.pixel_array.astype(np.float64)
-    knee = pixels > pixels.min() + 0.15 * np.ptp(pixels)
-    bone = pixels > np.quantile(pixels[knee], 0.8)
-    return {"contour": knee, "bone": bone & knee}
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +55,8 @@ def viewer_stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("ohif_generation")
     with OrthancServer(root / "orthanc", _free_port()) as orthanc:
         study = load_demo_study.write_demo_study(root / "study_3", seed=3, size=SIZE)
-        assert load_demo_study.upload_study(study.files, orthanc.url) == SIZE + 2
-        ap = pydicom.dcmread(_view_files(study)["ap"].files[0])
-        seg = write_seg(root / "knee_seg.dcm", ap, knee_segments(ap))
-        assert load_demo_study.upload_study([seg], orthanc.url) == 1
+        assert load_demo_study.upload_study(study.files, orthanc.url) == SIZE + 3  # CT, 2 DX, SEG
+        seg = next(series.files[0] for series in study.series if series.modality == "SEG")
         lonely = load_demo_study.write_demo_study(root / "study_5", seed=5, size=SIZE)
         one_view = _view_files(lonely)["ap"].files[0]
         dataset = pydicom.dcmread(one_view)

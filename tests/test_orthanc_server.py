@@ -78,7 +78,7 @@ def _value(item: dict, keyword: str):
     return item[f"{pydicom.datadict.tag_for_keyword(keyword):08X}"]["Value"][0]
 
 
-def test_study_has_two_dx_and_one_ct_series(served):
+def test_study_has_two_dx_one_ct_and_one_seg_series(served):
     server, study_dir, printed = served
     study_uid = _study_uid(study_dir)
     assert f"StudyInstanceUID {study_uid} " in printed
@@ -88,9 +88,9 @@ def test_study_has_two_dx_and_one_ct_series(served):
     assert _value(studies[0], "PatientID") == f"ORTHOGEN-KNEE-{SEED:04d}"
     series = client.search_for_series(study_uid, fields=["NumberOfSeriesRelatedInstances"])
     modalities = sorted(_value(item, "Modality") for item in series)
-    assert modalities == ["CT", "DX", "DX"]
+    assert modalities == ["CT", "DX", "DX", "SEG"]
     counts = {_value(item, "Modality"): int(_value(item, "NumberOfSeriesRelatedInstances")) for item in series}
-    assert counts == {"CT": SIZE, "DX": 1}
+    assert counts == {"CT": SIZE, "DX": 1, "SEG": 1}
     for item in series:  # every series the loader printed, and only those
         assert f"{_value(item, 'Modality')} {_value(item, 'SeriesInstanceUID')} " in printed
 
@@ -170,7 +170,7 @@ def test_stop_by_pid_and_data_kept_in_our_folder(served, tmp_path, capsys):
     assert f"already runs here (pid {pid}) on port {port}" in capsys.readouterr().err
     url = f"http://127.0.0.1:{port}"
     files = sorted(study_dir.rglob("*.dcm"))
-    assert load_demo_study.upload_study(files, url) == len(files) == SIZE + 2
+    assert load_demo_study.upload_study(files, url) == len(files) == SIZE + 3  # CT, 2 DX, SEG
     assert orthanc_server.main(["stop", "--folder", str(folder)]) == 0
     assert not _is_running(pid) and not (folder / "orthanc.pid").exists()
     with pytest.raises(requests.ConnectionError):
@@ -182,7 +182,7 @@ def test_stop_by_pid_and_data_kept_in_our_folder(served, tmp_path, capsys):
         assert requests.get(f"{second.url}/system", timeout=5).json()["DicomPort"] == dicom_port
         socket.create_connection(("127.0.0.1", dicom_port), timeout=5).close()  # its DICOM server is on
         series = DICOMwebClient(second.dicomweb_url).search_for_series(_study_uid(study_dir))
-        assert sorted(_value(item, "Modality") for item in series) == ["CT", "DX", "DX"]
+        assert sorted(_value(item, "Modality") for item in series) == ["CT", "DX", "DX", "SEG"]
         second_pid = second.pid
     assert not _is_running(second_pid) and not (folder / "orthanc.pid").exists()
     assert stop_from_pidfile(folder) is None  # nothing of ours left to stop
