@@ -3,11 +3,12 @@ OrthoGen mode -> CT from AP + lateral (progress seen) -> the CT in MPR beside th
 -> a generated radiograph beside its input; a one-view study -> the server's one-line error in the viewer.
 A screenshot of each step. Nothing here calls the label app: every request is the viewer's own.
 
-    python scripts/ohif_walkthrough.py --server http://127.0.0.1:8000 --patient "Phantom Knee" \\
-        --one-view-patient "One View" --steps 5 --out docs/ohif_walkthrough
+    python scripts/ohif_walkthrough.py --server http://127.0.0.1:8000 --patient "Phantom Knee" --steps 50 \\
+        --seed 1 --segmentation --one-view-patient "One View Knee" --out docs/ohif
 
-``make serve`` + ``make demo-study`` give the two-view study; the test (tests/test_ohif_generation.py) also
-uploads a DICOM SEG and a one-view study and calls the steps below one by one.
+``make serve`` + ``make demo-study`` give the two-view study with a DICOM SEG of its AP view; the one-view
+study is any study holding one radiograph (the test, tests/test_ohif_generation.py, uploads one and calls the
+steps below one by one).
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ class Walkthrough:
     statuses: list[str] = field(default_factory=list)
     markers: dict[str, dict[str, str]] = field(default_factory=dict)
     canvas_std: dict[str, float] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # click -> stored ("ct", ...), -> shown ("ct_displayed")
+    ended: dict[str, float] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     error: str = ""
     fine_tune: str = ""
@@ -144,18 +146,22 @@ def _type(driver, field_id: str, text: str) -> None:
     element.send_keys(text)
 
 
-def generate(driver, walk: Walkthrough, name: str, model: str, steps: int | None, timeout_s: float) -> None:
+def generate(driver, walk: Walkthrough, name: str, model: str, steps: int | None, timeout_s: float,
+             seed: int | None = None) -> None:
     """Choose ``model``, set its steps, click Generate, and follow the panel until the page opens on the result
     (a new URL naming it) or the panel shows an error; the statuses seen are kept."""
     _expand_panel(driver)
     _choose(driver, "orthogen-model", model)
     if steps is not None and _by(driver, "#orthogen-steps"):
         _type(driver, "orthogen-steps", str(steps))
+    if seed is not None and _by(driver, "#orthogen-seed"):
+        _type(driver, "orthogen-seed", str(seed))
     start, page = time.monotonic(), driver.current_url
     _by(driver, "[data-cy=orthogen-generate]")[0].click()
     while time.monotonic() - start < timeout_s:
         if driver.current_url != page and "orthogenShow=" in driver.current_url:
             walk.seconds[name] = time.monotonic() - start
+            walk.ended[name] = time.monotonic()
             walk.urls[name] = driver.current_url
             return
         status = (_by(driver, "[data-cy=orthogen-status]") or [None])[0]
@@ -213,14 +219,15 @@ def look_at(driver, walk: Walkthrough, viewport_id: str, slices: int = 2) -> Non
 
 
 def ct_from_two_views(driver, server: str, patient: str, steps: int, walk: Walkthrough, out: Path | None,
-                      timeout_s: float = 600.0) -> None:
+                      timeout_s: float = 600.0, seed: int | None = None) -> None:
     open_study_in_mode(driver, server, patient)
     screenshot(driver, out, "1_orthogen_mode", walk)
-    generate(driver, walk, "ct", CT_MODEL, steps, timeout_s)
+    generate(driver, walk, "ct", CT_MODEL, steps, timeout_s, seed)
     if walk.error:
         raise ViewerError(f"{CT_MODEL}: the viewer showed the error {walk.error!r}")
     for viewport_id in ("orthogen-ap", "orthogen-lateral", "orthogen-axial", "orthogen-coronal", "orthogen-sagittal"):
         viewport(driver, viewport_id)
+    walk.seconds["ct_displayed"] = walk.seconds["ct"] + (time.monotonic() - walk.ended["ct"])
     for viewport_id in ("orthogen-axial", "orthogen-coronal", "orthogen-sagittal"):
         look_at(driver, walk, viewport_id)
     screenshot(driver, out, "2_generated_ct_mpr", walk)
@@ -273,13 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patient", default="Phantom Knee", help="text of the two-view study's row in the list")
     parser.add_argument("--one-view-patient", help="text of a one-view study's row (the error step)")
     parser.add_argument("--steps", type=int, default=5, help="DDIM steps of the CT model")
+    parser.add_argument("--seed", type=int, help="the CT's seed (default: the bundle's; the same request again "
+                                                 "shows the stored series)")
     parser.add_argument("--segmentation", action="store_true", help="also the radiograph from the study's DICOM SEG")
     parser.add_argument("--out", type=Path, required=True, help="folder of the screenshots")
     args = parser.parse_args(argv)
     walk = Walkthrough()
     driver = chrome_driver()
     try:
-        ct_from_two_views(driver, args.server, args.patient, args.steps, walk, args.out)
+        ct_from_two_views(driver, args.server, args.patient, args.steps, walk, args.out, seed=args.seed)
         if args.segmentation:
             radiograph_from_segmentation(driver, None, walk, args.out)
         if args.one_view_patient:
