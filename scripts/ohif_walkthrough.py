@@ -30,6 +30,7 @@ WINDOW = (1400, 900)
 INSTALL_HINT = "install the Debian packages chromium and chromium-driver (`make serve-deps` does, as root)"
 CT_MODEL = "knee_xray2ct_diffusion"
 RADIOGRAPH_MODEL = "knee_radiograph_diffusion_unet_contour_bone"
+DRAWN_SEGMENTATION = "Knee segmentation drawn in OHIF"
 
 
 class ViewerError(RuntimeError):
@@ -84,11 +85,20 @@ def _by(driver, css: str):
 
 
 def _click_text(driver, xpath: str, what: str, timeout_s: float = 30.0):
+    """Click the first element at ``xpath`` once there (again if React replaced it meanwhile)."""
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    element = _wait(driver, lambda: next(iter(driver.find_elements(By.XPATH, xpath)), None), what, timeout_s)
-    element.click()
-    return element
+    def clicked():
+        try:
+            element = next(iter(driver.find_elements(By.XPATH, xpath)), None)
+            if element is not None:
+                element.click()
+            return element
+        except (StaleElementReferenceException, ElementClickInterceptedException):
+            return None
+
+    return _wait(driver, clicked, what, timeout_s)
 
 
 def screenshot(driver, out: Path | None, name: str, walk: Walkthrough) -> None:
@@ -131,6 +141,12 @@ def back_to_study_list(driver, timeout_s: float = 30.0) -> None:
 def _expand_panel(driver) -> None:
     panel = _by(driver, "#orthogen-panel")[0]
     if "collapsed" in (panel.get_attribute("class") or ""):
+        _by(driver, "#orthogen-panel header")[0].click()
+
+
+def _collapse_panel(driver) -> None:
+    panel = _by(driver, "#orthogen-panel")[0]
+    if "collapsed" not in (panel.get_attribute("class") or ""):
         _by(driver, "#orthogen-panel header")[0].click()
 
 
@@ -233,21 +249,94 @@ def ct_from_two_views(driver, server: str, patient: str, steps: int, walk: Walkt
     screenshot(driver, out, "2_generated_ct_mpr", walk)
 
 
+def _segment_named(driver, name: str) -> None:
+    """Rename the newest segment of the segmentation panel to ``name`` (its menu -> Rename -> Save)."""
+    from selenium.webdriver.common.keys import Keys
+
+    from selenium.common.exceptions import WebDriverException
+
+    def menu_open():  # the segment's "..." (a hover card over the row may swallow a click: try again)
+        try:
+            if not _by(driver, "[role=menuitem]"):
+                _by(driver, "[data-cy=actionsMenuTrigger]")[-1].click()
+                time.sleep(0.5)
+        except WebDriverException:
+            return False
+        return bool(_by(driver, "[role=menuitem]"))
+
+    _wait(driver, menu_open, "segment menu", 15.0)
+    _click_text(driver, "//*[@role='menuitem'][normalize-space()='Rename']", "segment menu's Rename", 10.0)
+    field = _wait(driver, lambda: _by(driver, "[role=dialog] input"), "rename dialog", 10.0)[0]
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(name)
+    _click_text(driver, "//*[@role='dialog']//button[normalize-space()='Save']", "rename dialog's Save", 10.0)
+    time.sleep(0.5)
+
+
+def _brush(driver, canvas, offset: tuple[int, int], size: tuple[int, int]) -> None:
+    """One stroke of the brush over a ``size`` rectangle from ``offset`` (pixels from the canvas centre)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    (x, y), (width, height) = offset, size
+    ActionChains(driver).move_to_element_with_offset(canvas, x, y).click_and_hold().move_by_offset(width, 0) \
+        .move_by_offset(0, height).move_by_offset(-width, 0).release().perform()
+    time.sleep(0.5)
+
+
+def draw_segmentation(driver, walk: Walkthrough, out: Path | None, name: str, timeout_s: float = 60.0) -> None:
+    """With OHIF's own tools, on the AP view (after :func:`ct_from_two_views`): Add segmentation, a segment "contour" brushed
+    over the knee, a segment "bone" brushed inside it, then Export -> DICOM SEG -> ``name`` -> Save (OHIF
+    stores it in the study through the app's DICOMweb proxy)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    canvas = viewport(driver, "orthogen-ap")  # the result layout of ct_from_two_views
+    _collapse_panel(driver)
+    for _ in range(2):  # the AP viewport active (the last one looked at was an MPR one), then settled
+        ActionChains(driver).move_to_element(canvas).click().perform()
+        time.sleep(1.0)
+    _click_text(driver, "//*[normalize-space()='Add segmentation']", "Add segmentation", timeout_s)
+    _wait(driver, lambda: _by(driver, "[data-cy=actionsMenuTrigger]"), "the new segment", timeout_s)
+    _segment_named(driver, "contour")
+    _click_text(driver, "//*[@data-cy='Brush-btn']", "brush tool", timeout_s)
+    _brush(driver, canvas, (-70, -60), (140, 120))
+    _click_text(driver, "//*[normalize-space()='Add Segment']//button", "Add Segment", timeout_s)
+    _wait(driver, lambda: len(_by(driver, "[data-cy=actionsMenuTrigger]")) == 2, "the second segment", timeout_s)
+    _segment_named(driver, "bone")
+    _brush(driver, canvas, (-30, -40), (60, 40))
+    screenshot(driver, out, "3_segmentation_drawn", walk)
+    _by(driver, "[data-cy=segmentation-collapsed-more-btn-Labelmap]")[0].click()
+    export = _wait(driver, lambda: [e for e in _by(driver, "[role=menuitem]") if e.text.strip() == "Export"],
+                   "segmentation menu's Export", timeout_s)[0]
+    ActionChains(driver).move_to_element(export).perform()
+    _click_text(driver, "//*[@role='menuitem'][normalize-space()='DICOM SEG']", "Export -> DICOM SEG", timeout_s)
+    field = _wait(driver, lambda: _by(driver, "[role=dialog] input"), "Store Segmentation dialog", timeout_s)[0]
+    field.send_keys(name)
+    _click_text(driver, "//*[@role='dialog']//button[normalize-space()='Save']", "Store Segmentation's Save", timeout_s)
+    _wait(driver, lambda: not _by(driver, "[role=dialog]"), "the stored segmentation", timeout_s)
+
+
 def radiograph_from_segmentation(driver, steps: int | None, walk: Walkthrough, out: Path | None,
-                                 model: str = RADIOGRAPH_MODEL, timeout_s: float = 300.0) -> None:
-    """In the open study: the newest DICOM SEG (pre-selected) -> generate -> the result beside its input."""
+                                 model: str = RADIOGRAPH_MODEL, timeout_s: float = 300.0,
+                                 segmentation: str | None = None) -> None:
+    """In the open study: a DICOM SEG (the one whose description holds ``segmentation``, else the newest,
+    pre-selected) -> generate -> the result beside its input."""
     _expand_panel(driver)
     _choose(driver, "orthogen-model", model)
-    _wait(driver, lambda: [o for o in _by(driver, "#orthogen-segmentation option") if o.get_attribute("value")],
-          "DICOM SEG series to choose", 60.0)
-    screenshot(driver, out, "3_segmentation_chosen", walk)
+
+    def choices():
+        return [o for o in _by(driver, "#orthogen-segmentation option") if o.get_attribute("value")
+                and (segmentation is None or segmentation in o.text)]
+
+    choice = _wait(driver, choices, f"DICOM SEG {segmentation or ''} to choose", 60.0)[-1]
+    _choose(driver, "orthogen-segmentation", choice.get_attribute("value"))
+    screenshot(driver, out, "4_segmentation_chosen", walk)
     walk.error = ""
     generate(driver, walk, "radiograph", model, steps, timeout_s)
     if walk.error:
         raise ViewerError(f"{model}: the viewer showed the error {walk.error!r}")
     look_at(driver, walk, "orthogen-result", slices=0)
     look_at(driver, walk, "orthogen-input", slices=0)
-    screenshot(driver, out, "4_generated_radiograph", walk)
+    screenshot(driver, out, "5_generated_radiograph", walk)
 
 
 def fine_tune(driver, walk: Walkthrough, model: str = CT_MODEL, timeout_s: float = 30.0) -> str:
@@ -271,7 +360,7 @@ def one_view_error(driver, server: str, patient: str, walk: Walkthrough, out: Pa
     open_study_in_mode(driver, server, patient)
     walk.error = ""
     generate(driver, walk, "one_view", CT_MODEL, 2, 120.0)
-    screenshot(driver, out, "5_one_view_error", walk)
+    screenshot(driver, out, "6_one_view_error", walk)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="DDIM steps of the CT model")
     parser.add_argument("--seed", type=int, help="the CT's seed (default: the bundle's; the same request again "
                                                  "shows the stored series)")
-    parser.add_argument("--segmentation", action="store_true", help="also the radiograph from the study's DICOM SEG")
+    parser.add_argument("--segmentation", action="store_true",
+                        help="also draw a segmentation with OHIF's tools, store it, and generate a radiograph from it")
     parser.add_argument("--out", type=Path, required=True, help="folder of the screenshots")
     args = parser.parse_args(argv)
     walk = Walkthrough()
@@ -290,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ct_from_two_views(driver, args.server, args.patient, args.steps, walk, args.out, seed=args.seed)
         if args.segmentation:
-            radiograph_from_segmentation(driver, None, walk, args.out)
+            draw_segmentation(driver, walk, args.out, DRAWN_SEGMENTATION)
+            radiograph_from_segmentation(driver, None, walk, args.out, segmentation=DRAWN_SEGMENTATION)
         if args.one_view_patient:
             one_view_error(driver, args.server, args.one_view_patient, walk, args.out)
     except ViewerError as error:

@@ -26,7 +26,7 @@ const PLACEHOLDERS = {
 const POLL_MS = 1000;
 
 const STYLE = `
-#orthogen-panel { position: fixed; right: 12px; bottom: 12px; width: 300px; max-height: 70vh; overflow-y: auto; z-index: 2000; background: #0b1a42;
+#orthogen-panel { position: fixed; left: 292px; bottom: 12px; width: 300px; max-height: 70vh; overflow-y: auto; z-index: 2000; background: #0b1a42;
   color: #e0e6f0; border: 1px solid #3a5a9a; border-radius: 6px; font: 13px/1.4 Inter, Arial, sans-serif;
   box-shadow: 0 4px 16px rgba(0,0,0,.5); }
 #orthogen-panel header { display: flex; justify-content: space-between; align-items: center; padding: 6px 10px;
@@ -344,9 +344,15 @@ export class OrthoGenPanel {
     const ct = model.orthogen_kind === XRAY_TO_CT;
     let inputs = [request.image, request.params.lateral].filter(Boolean);
     if (!ct) {
-      const segmentation = this.series().find(d => d.SeriesInstanceUID === request.image);
+      // the radiograph the SEG was drawn on; OHIF 3.13.2 at times names a UID of its own (2.25...) there
+      // instead, so else the study's AP (or first) radiograph
+      const series = this.series();
+      const segmentation = series.find(d => d.SeriesInstanceUID === request.image);
       const referenced = firstInstance(segmentation || {}).ReferencedSeriesSequence?.[0]?.SeriesInstanceUID;
-      inputs = [referenced || request.image];
+      const views = series.filter(d => RADIOGRAPH_MODALITIES.includes(d.Modality) && d.Modality !== 'OT');
+      const shown = series.find(d => d.SeriesInstanceUID === referenced)
+        || views.find(d => viewOf(d) === 'ap') || views[0];
+      inputs = [shown ? shown.SeriesInstanceUID : request.image];
     }
     const note = stored.reused
       ? `Shown: ${stored.SeriesDescription} — stored before for the same model, inputs and parameters (not generated again)`
