@@ -23,7 +23,7 @@ from monailabel.client.client import MONAILabelClientException
 from orthogen.io import read_ct
 from orthogen.serving.label_server import LabelServer
 from orthogen.serving.orthanc_server import OrthancServer
-from orthogen.serving.server_process import is_alive, port_is_free
+from orthogen.serving.server_process import free_port, is_alive, port_is_free
 
 from label_app_studies import write_label_app_studies
 from repo_scripts import load_script
@@ -36,13 +36,6 @@ REQUEST = {"slice_thickness": 1.0, "steps": 5, "seed": 0, "device": "cpu"}
 
 load_demo_study = load_script("load_demo_study")
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _series(study) -> dict:
@@ -71,11 +64,11 @@ def _status_and_detail(error: MONAILabelClientException) -> tuple[int, str]:
 def stack(tmp_path_factory):
     """(Orthanc, label server, [study of seed 3, study of seed 4]) with both studies uploaded."""
     root = tmp_path_factory.mktemp("dicomweb_stack")
-    with OrthancServer(root / "orthanc", _free_port()) as orthanc:
+    with OrthancServer(root / "orthanc", free_port()) as orthanc:
         studies = [load_demo_study.write_demo_study(root / f"study_{seed}", seed=seed, size=SIZE) for seed in (3, 4)]
         for study in studies:
             assert load_demo_study.upload_study(study.files, orthanc.url) == SIZE + 3  # CT, 2 DX, SEG
-        with LabelServer(root / "label", orthanc.dicomweb_url, _free_port()) as label:
+        with LabelServer(root / "label", orthanc.dicomweb_url, free_port()) as label:
             yield orthanc, label, studies
 
 
@@ -178,7 +171,7 @@ def test_bad_dicomweb_requests_are_400_naming_the_field_and_store_nothing(stack,
 def test_the_label_server_stops_by_pid(tmp_path):
     from orthogen.serving import label_server
 
-    folder, port = tmp_path / "label", _free_port()
+    folder, port = tmp_path / "label", free_port()
     assert label_server.main(["start", "--folder", str(folder), "--studies", str(tmp_path / "studies"),
                               "--port", str(port)]) == 0
     pid = int((folder / "label_server.pid").read_text())

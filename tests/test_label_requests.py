@@ -21,6 +21,7 @@ from PIL import Image
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from orthogen.serving.label_server import LabelServer
+from orthogen.serving.server_process import free_port
 
 from dicom_builders import write_dx
 from label_app_studies import SPINE_SIZE, write_label_app_studies
@@ -29,20 +30,13 @@ SPINE, KNEE_UNET = "spine_x2ct_gan", "knee_radiograph_diffusion_unet_contour_bon
 MAX_UPLOAD_MB = 1
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(server, datastore folder, spine detector spacing mm) with uploads limited to 1 MB."""
     root = tmp_path_factory.mktemp("studies")
     spacing = write_label_app_studies(tmp_path_factory.mktemp("inputs"), root)
-    with LabelServer(tmp_path_factory.mktemp("label"), str(root), _free_port(),
+    with LabelServer(tmp_path_factory.mktemp("label"), str(root), free_port(),
                      conf={"max_upload_mb": str(MAX_UPLOAD_MB)}) as server:
         yield server, root, spacing
 

@@ -8,30 +8,25 @@ Orthanc answers no CORS at all. ~30 s (a server start).
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import requests
 
 from orthogen.serving.label_server import LabelServer, LabelServerError, checked_origin, loopback_origins
 from orthogen.serving.orthanc_server import OrthancServer
+from orthogen.serving.server_process import free_port
 
 INFER_MODEL, TRAIN_MODEL = "spine_x2ct_gan", "knee_radiograph_diffusion_unet_contour_bone"
 FOREIGN = ("https://evil.example", "null", "http://127.0.0.1:1")
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(label server, orthanc): an empty Orthanc and the app's MONAI Label server on its DICOMweb root."""
     root = tmp_path_factory.mktemp("security")
-    with OrthancServer(root / "orthanc", _free_port()) as orthanc:
-        with LabelServer(root / "label", orthanc.dicomweb_url, _free_port()) as server:
+    with OrthancServer(root / "orthanc", free_port()) as orthanc:
+        with LabelServer(root / "label", orthanc.dicomweb_url, free_port()) as server:
             yield server, orthanc
 
 

@@ -21,6 +21,7 @@ from monailabel.client.client import MONAILabelClientException
 from PIL import Image
 
 from orthogen.serving.label_server import LabelServer
+from orthogen.serving.server_process import free_port
 
 from label_app_studies import write_label_app_studies
 from repo_scripts import load_script
@@ -28,13 +29,6 @@ from repo_scripts import load_script
 MODEL = "knee_radiograph_diffusion_unet_contour_bone"
 CT_MODEL = "knee_xray2ct_diffusion"
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _radiograph(client: MONAILabelClient) -> tuple[np.ndarray, dict]:
@@ -65,7 +59,7 @@ def test_a_saved_segmentation_fine_tunes_the_model_and_the_next_infer_uses_it(tm
     with Image.open(studies / "knee_ap.png") as picture:
         truth = np.asarray(picture, dtype=np.float64) / 65535.0  # the phantom's true DRR
 
-    with LabelServer(tmp_path / "label", str(studies), _free_port()) as server:
+    with LabelServer(tmp_path / "label", str(studies), free_port()) as server:
         client = MONAILabelClient(server.url, tmpdir=str(tmp_path))
         assert MODEL in client.info()["trainers"]
         client.save_label("knee_ap", str(corrected), tag="final")  # PUT /datastore/label
@@ -102,7 +96,7 @@ def unlabelled(tmp_path_factory):
     segmentation = tmp_path_factory.mktemp("saved") / "knee_ap_segmentation.png"
     (studies / "labels" / "final" / "knee_ap.png").rename(segmentation)
     folder = tmp_path_factory.mktemp("label")
-    with LabelServer(folder, str(studies), _free_port()) as server:
+    with LabelServer(folder, str(studies), free_port()) as server:
         yield server, MONAILabelClient(server.url, tmpdir=str(folder)), segmentation
 
 
@@ -186,7 +180,7 @@ def test_a_ct_saved_for_a_radiograph_fine_tunes_the_knee_ct_model(tmp_path):
     request = {"lateral": "knee_lateral", "pixel_spacing": spacing, "slice_thickness": 4.0, "steps": 5,
                "seed": 0, "device": "cpu"}
 
-    with LabelServer(tmp_path / "label", str(studies), _free_port()) as server:
+    with LabelServer(tmp_path / "label", str(studies), free_port()) as server:
         client = MONAILabelClient(server.url, tmpdir=str(tmp_path))
         assert "knee_xray2ct_diffusion" in client.info()["trainers"]
         assert "spine_x2ct_gan" not in client.info()["trainers"]  # declares no preparation of CTs

@@ -30,6 +30,7 @@ from orthogen.model_zoo import (
     read_model_info,
     write_model_info,
 )
+from orthogen.serving.server_process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "spine_x2ct_gan"
@@ -278,7 +279,7 @@ def test_the_label_app_serves_its_bundles_from_a_zoo(zoo, tmp_path):
     studies.mkdir()
     fetched = tmp_path / "fetched"
     conf = {"orthogen_zoo": str(folder), "bundles": str(fetched)}
-    with LabelServer(tmp_path / "label", str(studies), _free_port(), conf=conf) as server:
+    with LabelServer(tmp_path / "label", str(studies), free_port(), conf=conf) as server:
         info = requests.get(f"{server.url}/info/", timeout=30).json()
     assert set(info["models"]) == {"spine_x2ct_gan"} and info["bundles"] == str(fetched)
     weights = Path(info["models"]["spine_x2ct_gan"]["bundle"]["weights_file"])
@@ -291,13 +292,6 @@ def test_the_label_app_serves_its_bundles_from_a_zoo(zoo, tmp_path):
     zip_path.write_bytes(zip_path.read_bytes()[:-100] + bytes(100))
     conf = {"orthogen_zoo": str(corrupted), "bundles": str(tmp_path / "fetched_again")}
     with pytest.raises(LabelServerError, match="sha256 checksum mismatch"):
-        LabelServer(tmp_path / "label_corrupted", str(studies), _free_port(), conf=conf).start()
+        LabelServer(tmp_path / "label_corrupted", str(studies), free_port(), conf=conf).start()
     assert not (tmp_path / "fetched_again" / "spine_x2ct_gan").exists()
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -13,7 +13,6 @@ request to the app itself; it reads Orthanc to check what was stored.
 from __future__ import annotations
 
 import json
-import socket
 from urllib.parse import parse_qs, urlparse
 
 import pydicom
@@ -25,6 +24,7 @@ from selenium.common.exceptions import WebDriverException
 from orthogen.serving.label_server import LabelServer
 from orthogen.serving.ohif_viewer import DEFAULT_DEST, installed
 from orthogen.serving.orthanc_server import OrthancServer
+from orthogen.serving.server_process import free_port
 
 from repo_scripts import load_script
 
@@ -34,11 +34,6 @@ STEPS = 3
 load_demo_study = load_script("load_demo_study")
 walkthrough = load_script("ohif_walkthrough")
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _view_files(study) -> dict[str, object]:
@@ -55,7 +50,7 @@ def viewer_stack(tmp_path_factory):
     if not installed(DEFAULT_DEST):
         pytest.fail(f"the OHIF viewer is not installed in {DEFAULT_DEST}: run `make serve-deps`")
     root = tmp_path_factory.mktemp("ohif_generation")
-    with OrthancServer(root / "orthanc", _free_port()) as orthanc:
+    with OrthancServer(root / "orthanc", free_port()) as orthanc:
         study = load_demo_study.write_demo_study(root / "study_3", seed=3, size=SIZE)
         assert load_demo_study.upload_study(study.files, orthanc.url) == SIZE + 3  # CT, 2 DX, SEG
         lonely = load_demo_study.write_demo_study(root / "study_5", seed=5, size=SIZE)
@@ -64,7 +59,7 @@ def viewer_stack(tmp_path_factory):
         dataset.PatientName = "OrthoGen^One View Knee"
         dataset.save_as(one_view)
         assert load_demo_study.upload_study([one_view], orthanc.url) == 1
-        with LabelServer(root / "label", orthanc.dicomweb_url, _free_port()) as label:
+        with LabelServer(root / "label", orthanc.dicomweb_url, free_port()) as label:
             yield orthanc, label, study, dataset.StudyInstanceUID
 
 

@@ -24,6 +24,7 @@ from orthogen.io import read_ct
 from orthogen.serving import orthanc_server
 from orthogen.serving.orthanc_server import (DICOMWEB_PLUGIN, OrthancError, OrthancServer, find_orthanc_binary,
                                              stop_from_pidfile)
+from orthogen.serving.server_process import free_port
 
 from repo_scripts import load_script
 
@@ -38,11 +39,6 @@ def _require_orthanc() -> None:
         pytest.fail("Orthanc or its DICOMweb plugin is not installed: run scripts/install_serving_deps.sh "
                     "(Debian packages orthanc, orthanc-dicomweb)", pytrace=False)
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("", 0))
-        return probe.getsockname()[1]
 
 
 def _is_running(pid: int) -> bool:
@@ -60,7 +56,7 @@ def served(tmp_path_factory):
     _require_orthanc()
     root = tmp_path_factory.mktemp("orthanc")
     study_dir = root / "study"
-    with OrthancServer(root / "server", _free_port()) as server:
+    with OrthancServer(root / "server", free_port()) as server:
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             status = load_demo_study.main(["--url", server.url, "--seed", str(SEED), "--size", str(SIZE),
@@ -160,13 +156,13 @@ def test_config_and_loopback_only(served):
 def test_stop_by_pid_and_data_kept_in_our_folder(served, tmp_path, capsys):
     """`make orthanc` / `make stop` (the module's command line), then a second server on the same folder."""
     _, study_dir, _ = served
-    folder, port = tmp_path / "orthanc", _free_port()
+    folder, port = tmp_path / "orthanc", free_port()
     assert orthanc_server.main(["start", "--folder", str(folder), "--http-port", str(port)]) == 0
     pid = int((folder / "orthanc.pid").read_text())
     assert _is_running(pid) and psutil.Process(pid).name() == "Orthanc"
     assert orthanc_server.main(["start", "--folder", str(folder), "--http-port", str(port)]) == 0  # make serve again
     assert capsys.readouterr().out.endswith(f"Orthanc already running (pid {pid}) on http://127.0.0.1:{port}\n")
-    assert orthanc_server.main(["start", "--folder", str(folder), "--http-port", str(_free_port())]) == 1
+    assert orthanc_server.main(["start", "--folder", str(folder), "--http-port", str(free_port())]) == 1
     assert f"already runs here (pid {pid}) on port {port}" in capsys.readouterr().err
     url = f"http://127.0.0.1:{port}"
     files = sorted(study_dir.rglob("*.dcm"))
@@ -176,8 +172,8 @@ def test_stop_by_pid_and_data_kept_in_our_folder(served, tmp_path, capsys):
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/system", timeout=5)
 
-    dicom_port = _free_port()
-    with OrthancServer(folder, _free_port(), dicom_port=dicom_port) as second:
+    dicom_port = free_port()
+    with OrthancServer(folder, free_port(), dicom_port=dicom_port) as second:
         assert second.pid != pid and _is_running(second.pid)
         assert requests.get(f"{second.url}/system", timeout=5).json()["DicomPort"] == dicom_port
         socket.create_connection(("127.0.0.1", dicom_port), timeout=5).close()  # its DICOM server is on
@@ -193,9 +189,9 @@ def test_startup_errors_are_one_line(served, tmp_path, monkeypatch):
     with pytest.raises(OrthancError, match=rf"^HTTP port {server.http_port} is in use"):
         OrthancServer(tmp_path / "busy", server.http_port).start()
     with pytest.raises(OrthancError, match="already runs here"):
-        OrthancServer(server.folder, _free_port()).start()
+        OrthancServer(server.folder, free_port()).start()
 
-    late = OrthancServer(tmp_path / "late", _free_port(), startup_timeout_s=0.0)
+    late = OrthancServer(tmp_path / "late", free_port(), startup_timeout_s=0.0)
     with pytest.raises(OrthancError, match=r"did not answer GET .*/system within 0 s; .*orthanc\.log ends: ") as error:
         late.start()
     pid = int(str(error.value).split("(pid ")[1].split(")")[0])
@@ -204,7 +200,7 @@ def test_startup_errors_are_one_line(served, tmp_path, monkeypatch):
     not_a_plugin = tmp_path / "libNotAPlugin.so"
     not_a_plugin.write_text("not a shared library")
     monkeypatch.setattr(orthanc_server, "DICOMWEB_PLUGIN", not_a_plugin)
-    broken = OrthancServer(tmp_path / "broken", _free_port())
+    broken = OrthancServer(tmp_path / "broken", free_port())
     with pytest.raises(OrthancError, match=r"^Orthanc exited with status \d+ before answering GET .*orthanc\.log "
                                            r"ends: .*libNotAPlugin\.so") as error:
         broken.start()
@@ -212,7 +208,7 @@ def test_startup_errors_are_one_line(served, tmp_path, monkeypatch):
 
     monkeypatch.setattr(orthanc_server, "DICOMWEB_PLUGIN", tmp_path / "missing" / "libOrthancDicomWeb.so")
     with pytest.raises(OrthancError, match=r"not found; run scripts/install_serving_deps\.sh"):
-        OrthancServer(tmp_path / "no_plugin", _free_port()).start()
+        OrthancServer(tmp_path / "no_plugin", free_port()).start()
 
 
 def test_loader_refuses_a_full_output_folder_before_rendering(tmp_path, capsys):
@@ -224,7 +220,7 @@ def test_loader_refuses_a_full_output_folder_before_rendering(tmp_path, capsys):
 
 def test_no_server_is_one_line_before_rendering(served, capsys):
     server, _, _ = served
-    port = _free_port()
+    port = free_port()
     assert load_demo_study.main(["--url", f"http://127.0.0.1:{port}"]) == 1
     assert capsys.readouterr().err == (f"error: http://127.0.0.1:{port}: cannot connect (ConnectionError); expected "
                                        "a running Orthanc (`make orthanc`)\n")

@@ -191,6 +191,13 @@ def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
     return True
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at ``host`` now (the system's pick; for tests and ad-hoc servers)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def log_tail(path: Path) -> str:
     """The last lines of a log on one line, joined by " | "."""
     try:
