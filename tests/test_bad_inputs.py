@@ -72,6 +72,12 @@ _FILES = {
     "flat": "flat.nii.gz",  # a 2D NIfTI (16 x 16) where a 3D CT is needed
     "empty_folder": "empty_folder",  # a folder with no DICOM files, as a DICOM series
     "labels_other_grid": "other_grid_seg.nii.gz",  # labels 16 x 16 x 8: not the CT's grid
+    # not a CT, or too thin for a DRR (issue 26)
+    "one_slice_ct": "one_slice_ct",  # a DICOM folder of one CT slice (SliceThickness 5, SpacingBetweenSlices 20)
+    "mr_slice_folder": "mr_slice",  # a DICOM folder of one MR slice (MR Image Storage, all of a CT's geometry)
+    "mr_image": "mr_slice/mr.dcm",  # the same MR slice, given as a radiograph
+    "cr_film_folder": "cr_film",  # a CR film (no geometry tags) in a folder given as a CT series
+    "mr_volume": "mr.nii.gz",  # an MR volume in arbitrary units 0..4000, no negative values
     "labels_zero": "zero_seg.nii.gz",  # labels with no bone
     "a_file": "a_file.txt",  # a file where an output folder is wanted
     # radiographs for the X-ray -> CT bundles (48 x 48 DX files of a bright disk)
@@ -84,13 +90,14 @@ _FILES = {
     "dx_text": "notes.dcm",  # a text file named .dcm
     "dx_truncated": "truncated.dcm",  # the first half of a good DX
     "dx_missing": "missing_ap.dcm",
+    "dx_chest": "chest.dcm",  # a chest-sized film: 48 px at PixelSpacing 8 mm = 384 mm, a spine model's crop is ~90 mm
     "xray_png": "ap.png",  # a PNG radiograph (no spacing in the file)
     "xray_png_40x48": "lateral_40x48.png",  # the same PNG cut to 40 x 48: not the AP view's detector size
     "weights_other": "other_weights.pt",  # a state dict of another network
     "weights_text": "weights.pt.txt",  # a text file as the weights
     # segmentations for knee_radiograph_diffusion (levels 0 / 128 / 255 = 0 / 0.5 / 1)
     "seg": "knee_seg.png",  # a good 64 x 64 segmentation
-    "seg_small": "small_seg.png",  # 48 x 48: not the model's size
+    "seg_small_off_level": "small_off_level_seg.png",  # 48 x 48 (resampled to the model's 64 x 64) with 77/255
     "seg_off_level": "off_level_seg.png",  # 64 x 64 with a value of 77/255
     "seg_text": "notes_seg.png",  # a text file named .png
 }
@@ -126,9 +133,33 @@ def make_inputs(folder: Path) -> Inputs:
     inputs.empty_folder.mkdir()
     nifti(labels[:, :, :8], "labels_other_grid")
     nifti(np.zeros_like(labels), "labels_zero")
+    _make_foreign_ct_inputs(inputs, ct)
     inputs.a_file.write_text("not a folder\n")
     _make_radiograph_inputs(inputs)
     return inputs
+
+
+def _make_foreign_ct_inputs(inputs: Inputs, ct: np.ndarray) -> None:
+    import pydicom
+
+    from dicom_builders import write_dx
+    from orthogen.io import write_dicom_ct_series
+
+    write_dicom_ct_series(ct[:, :, 8:9], np.diag([2.0, 2.0, 2.0, 1.0]), inputs.one_slice_ct)
+    (slice_file,) = inputs.one_slice_ct.iterdir()
+    ds = pydicom.dcmread(slice_file)
+    ds.SliceThickness, ds.SpacingBetweenSlices = 5.0, 20.0
+    ds.save_as(slice_file)
+    inputs.mr_slice_folder.mkdir()
+    write_dx(inputs.mr_image, np.full((48, 48), 400, np.uint16), modality="MR", sop_class="1.2.840.10008.5.1.4.1.1.4",
+             pixel_spacing=(2.0, 2.0), ImageOrientationPatient=[1, 0, 0, 0, 1, 0], ImagePositionPatient=[0, 0, 0],
+             SliceThickness=5.0)
+    inputs.cr_film_folder.mkdir()
+    write_dx(inputs.cr_film_folder / "film.dcm", np.zeros((48, 48), np.uint16), modality="CR",
+             sop_class="1.2.840.10008.5.1.4.1.1.1", pixel_spacing=(0.2, 0.2))
+    mr = np.zeros(ct.shape, np.float32)
+    mr[1:15, 1:15] = np.random.default_rng(0).uniform(300.0, 4000.0, (14, 14, ct.shape[2]))
+    nib.save(nib.Nifti1Image(mr, np.diag([2.0, 2.0, 2.0, 1.0])), inputs.mr_volume)
 
 
 def _make_radiograph_inputs(inputs: Inputs) -> None:
@@ -143,6 +174,7 @@ def _make_radiograph_inputs(inputs: Inputs) -> None:
     dx = {"transfer_syntax": ImplicitVRLittleEndian, "PatientID": "P"}
     for path, pixels, spacing in ((inputs.dx_ap, grey, (2.0, 2.0)), (inputs.dx_lateral, grey, (2.0, 2.0)),
                                   (inputs.dx_no_spacing, grey, None), (inputs.dx_zero_spacing, grey, (0.0, 0.0)),
+                                  (inputs.dx_chest, grey, (8.0, 8.0)),
                                   (inputs.dx_frames, np.stack([grey] * 3), (2.0, 2.0))):
         write_dx(path, pixels, bits_stored=12, pixel_spacing=spacing, study_uid=generate_uid(), **dx)
     write_dx(inputs.dx_rgb, np.repeat(disk[..., None] / 16, 3, axis=-1).astype("u1"), photometric="RGB",
@@ -159,10 +191,10 @@ def _make_radiograph_inputs(inputs: Inputs) -> None:
     segmentation[8:56, 16:48] = 128
     segmentation[20:44, 24:40] = 255
     Image.fromarray(segmentation).save(inputs.seg)
-    Image.fromarray(segmentation[:48, :48]).save(inputs.seg_small)
     off_level = segmentation.copy()
     off_level[30:34, 30:34] = 77
     Image.fromarray(off_level).save(inputs.seg_off_level)
+    Image.fromarray(off_level[:48, :48]).save(inputs.seg_small_off_level)
     inputs.seg_text.write_text("segmentation of the left knee\n" * 10)
 
 
@@ -230,6 +262,18 @@ CLI_ROWS = [
     BadInput("ct-nan-voxels", _drr_of("nan"), cli_error(r"nan\.nii\.gz: .*NaN")),
     BadInput("ct-2d-nifti", _drr_of("flat"), cli_error(r"flat\.nii\.gz: expected a 3D volume .*\(16, 16\)")),
     BadInput("ct-folder-without-dicom", _drr_of("empty_folder"), cli_error(r"empty_folder: no DICOM files"), slow=True),
+    # -- not a CT, or too thin for a DRR (issue 26; in-process twins in tests/test_cli.py and tests/test_ct_readers.py)
+    BadInput("ct-one-slice-series", _drr_of("one_slice_ct"),
+             cli_error(r"one_slice_ct: volume of 16 x 16 x 1 voxels is too thin for a DRR \(1 voxel along Z\); "
+                       r"expected at least 4 voxels along every axis")),
+    BadInput("ct-mr-slice", _drr_of("mr_slice_folder"),
+             cli_error(r"mr\.dcm: not a CT: Modality MR \(magnetic resonance\); expected a CT series "
+                       r"\(Modality CT\)$")),
+    BadInput("ct-cr-film-in-a-ct-folder", _drr_of("cr_film_folder"),
+             cli_error(r"film\.dcm: not a CT: Modality CR \(computed radiography\); expected a CT series"), slow=True),
+    BadInput("ct-mr-volume-nifti", _drr_of("mr_volume"),
+             cli_error(r"mr\.nii\.gz: values do not look like a CT in Hounsfield units \(values 0 to .*; expected "),
+             slow=True),
     # -- the label map
     BadInput("labels-missing", _drr("--labels", File("missing")), cli_error(r"missing\.nii\.gz: file not found")),
     BadInput("labels-other-grid", _drr("--labels", File("labels_other_grid")),
@@ -354,13 +398,22 @@ BUNDLE_ROWS: list[BadInput] = [
                           r" makes the cropped ap view \d+ mm across"), cwd=_in_x2ct_bundle),
     BadInput("x2ct-one-view", _biplanar_inference("dx_ap", None), bundle_error(r"input: one view only.*lateral"),
              cwd=_in_x2ct_bundle),
+    BadInput("x2ct-ap-is-an-mr-image", _biplanar_inference("mr_image"),
+             bundle_error(r"mr\.dcm: not a radiograph: Modality MR \(magnetic resonance\); expected a projection "
+                          r"radiograph \(Modality CR, DX, RF, XA\)"), cwd=_in_x2ct_bundle),
+    # a chest film at its own spacing: the field of view check (the same check as x2ct-implausible-spacing)
+    BadInput("x2ct-chest-film", _biplanar_inference("dx_chest", "dx_chest"),
+             bundle_error(r"chest\.dcm: implausible pixel spacing for this model: 8 x 8 mm \(PixelSpacing\) makes the "
+                          r"cropped ap view \d+ mm across, but the model was trained on 7\d-105 mm"),
+             cwd=_in_x2ct_bundle, slow=True),
     BadInput("x2ct-weights-of-another-network", _biplanar_inference("dx_ap", "dx_lateral", "--ckpt_path", File("weights_other")),
              bundle_error(r"other_weights\.pt: the weights do not fit the configured network: .*; they fit none of "
                           r"this bundle's presets \(the default network, configs/paper_scale\.json\)$"),
              cwd=_in_x2ct_bundle),
-    BadInput("knee-segmentation-wrong-size", _knee_inference("seg_small"),
-             bundle_error(r"small_seg\.png: expected a 64x64 segmentation \(the model's size\), got 48x48"),
-             cwd=_in_knee_bundle),
+    # a segmentation of another size is resampled to the model's 64x64 (tests/test_segmentation_input.py), after its
+    # values are checked on its own grid: this 48x48 one is refused for its off-level pixels, not for its size
+    BadInput("knee-segmentation-other-size-off-level", _knee_inference("seg_small_off_level"),
+             bundle_error(r"small_off_level_seg\.png: 16 pixels are not 0, 0\.5 or 1"), cwd=_in_knee_bundle),
     BadInput("knee-segmentation-off-level", _knee_inference("seg_off_level"),
              bundle_error(r"off_level_seg\.png: 16 pixels are not 0, 0\.5 or 1"), cwd=_in_knee_bundle),
     BadInput("knee-segmentation-empty", _knee_inference("empty"), bundle_error(r"empty\.nii\.gz: file is empty"),

@@ -148,6 +148,50 @@ def test_drr_label_map_passes_a_good_one():
     assert labels.dtype == torch.int64 and int(labels.max()) == 3
 
 
+def _thin_and_foreign_cts(folder: Path) -> dict[str, tuple[Path, str]]:
+    """CT inputs a DRR cannot be rendered from -> (path, the message's regex)."""
+    import nibabel as nib
+    import pydicom
+
+    from orthogen.io import write_dicom_ct_series
+
+    from dicom_builders import write_dx
+
+    one_slice = np.full((16, 16, 1), -1000.0, np.float32)
+    one_slice[4:12, 4:12] = 40.0
+    write_dicom_ct_series(one_slice, np.diag([0.8, 0.8, 2.5, 1.0]), folder / "one_slice")
+    (file,) = sorted((folder / "one_slice").iterdir())
+    ds = pydicom.dcmread(file)
+    ds.SliceThickness, ds.SpacingBetweenSlices = 5.0, 20.0  # a real slice's tags: the slab is 5 mm
+    ds.save_as(file)
+    (folder / "mr_slice").mkdir()
+    write_dx(folder / "mr_slice" / "mr.dcm", np.full((16, 16), 400, np.uint16), modality="MR",
+             sop_class="1.2.840.10008.5.1.4.1.1.4", ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+             ImagePositionPatient=[0, 0, 0], PixelSpacing=[1.0, 1.0], SliceThickness=5.0)
+    mr = np.zeros((16, 16, 16), np.float32)
+    mr[1:15, 1:15] = np.random.default_rng(0).uniform(300.0, 4000.0, (14, 14, 16))
+    nib.save(nib.Nifti1Image(mr, np.diag([2.0, 2.0, 2.0, 1.0])), folder / "mr.nii.gz")
+    nib.save(nib.Nifti1Image(_CT[:, :, :3].copy(), np.diag([2.0, 2.0, 2.0, 1.0])), folder / "thin.nii.gz")
+    return {"one-slice-series": (folder / "one_slice", r"one_slice: volume of 16 x 16 x 1 voxels is too thin for a DRR "
+                                 r"\(1 voxel along Z\); expected at least 4 voxels along every axis"),
+            "mr-slice": (folder / "mr_slice", r"mr\.dcm: not a CT: Modality MR \(magnetic resonance\); expected a CT"),
+            "mr-volume": (folder / "mr.nii.gz", r"mr\.nii\.gz: values do not look like a CT in Hounsfield units"),
+            "three-slices": (folder / "thin.nii.gz", r"thin\.nii\.gz: volume of 16 x 16 x 3 voxels is too thin")}
+
+
+def test_drr_refuses_a_one_slice_ct_an_mr_and_a_thin_volume_in_one_line(tmp_path):
+    """``orthogen drr`` (in-process; the bad-input table runs the one-slice and MR rows through the command)."""
+    from orthogen.cli import drr
+    from orthogen.errors import InputError
+
+    for name, (path, expected) in _thin_and_foreign_cts(tmp_path).items():
+        out = tmp_path / f"out_{name}"
+        with pytest.raises(InputError, match=expected) as raised:
+            drr(str(path), size=16, out=str(out))
+        assert "\n" not in str(raised.value), name
+        assert not out.exists() or not any(out.iterdir()), name
+
+
 @pytest.mark.slow  # ~4 min: the whole demo (make test-slow)
 def test_demo_writes_the_montage_and_the_x2ct_result(tmp_path):
     done = _orthogen("demo", "--out", str(tmp_path / "demo"))

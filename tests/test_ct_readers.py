@@ -241,3 +241,107 @@ def test_rgb_nifti_is_refused_in_one_line(tmp_path):
     nib.save(nib.Nifti1Image(rgb, np.eye(4)), tmp_path / "rgb.nii.gz")
     with pytest.raises(InputError, match=r"rgb\.nii\.gz: expected one HU number per voxel.*RGB"):
         read_ct(tmp_path / "rgb.nii.gz")
+
+
+# ---- what a CT input must be (issue 26): Modality CT, values like HU, one slice's thickness
+
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+SLICE_GEOMETRY = {"ImageOrientationPatient": [1, 0, 0, 0, 1, 0], "ImagePositionPatient": [0, 0, 0],
+                  "PixelSpacing": [1.0, 1.0], "SliceThickness": 5.0}
+
+
+def test_a_dicom_folder_of_another_modality_is_refused_naming_it(tmp_path):
+    from dicom_builders import write_dx
+
+    (tmp_path / "cr").mkdir()  # a CR film in a CT folder: no geometry tags, refused for what it is
+    film = write_dx(tmp_path / "cr" / "film.dcm", np.zeros((32, 32), np.uint16), modality="CR",
+                    sop_class=CR_IMAGE_STORAGE)
+    with pytest.raises(InputError) as caught:
+        read_ct(tmp_path / "cr")
+    assert str(caught.value) == (f"{film}: not a CT: Modality CR (computed radiography); expected a CT series "
+                                 "(Modality CT)")
+    (tmp_path / "mr").mkdir()  # an MR slice with all the geometry a CT slice has
+    write_dx(tmp_path / "mr" / "slice.dcm", np.full((32, 32), 400, np.uint16), modality="MR",
+             sop_class=MR_IMAGE_STORAGE, **SLICE_GEOMETRY)
+    with pytest.raises(InputError, match=r"slice\.dcm: not a CT: Modality MR \(magnetic resonance\)"):
+        read_ct(tmp_path / "mr")
+
+
+def test_one_slice_series_takes_its_slice_thickness_not_the_spacing_between_slices(tmp_path):
+    volume = np.full((16, 16, 1), -1000.0, np.float32)
+    volume[4:12, 4:12] = 40.0
+    write_dicom_ct_series(volume, np.diag([0.8, 0.8, 2.5, 1.0]), tmp_path / "s")
+    (file,) = slice_files(tmp_path / "s")
+    ds = pydicom.dcmread(file)
+    ds.SliceThickness, ds.SpacingBetweenSlices = 5.0, 20.0
+    ds.save_as(file)
+    ct = read_ct(tmp_path / "s")
+    np.testing.assert_allclose(ct.meta["spacing"], [0.8, 0.8, 5.0], atol=1e-6)
+    del ds.SliceThickness  # without SliceThickness: SpacingBetweenSlices
+    ds.save_as(file)
+    np.testing.assert_allclose(read_ct(tmp_path / "s").meta["spacing"], [0.8, 0.8, 20.0], atol=1e-6)
+
+
+def _crops(phantom_ct):
+    """Every label's bounding box of a rendered phantom: a vertebra, a bone, cut tight (no air in most)."""
+    crops = {}
+    for label in sorted(set(np.unique(phantom_ct.labels).tolist()) - {0}):
+        index = np.argwhere(phantom_ct.labels == label)
+        crops[label] = phantom_ct.volume_hu[tuple(slice(a, b) for a, b in zip(index.min(0), index.max(0) + 1))]
+    return crops
+
+
+@pytest.mark.parametrize("kind", ["knee", "spine"])
+def test_every_phantom_kind_whole_and_cropped_reads_as_hu(kind):
+    from orthogen.io.ct_values import check_ct_hounsfield
+    from orthogen.phantoms import KneePhantom, SpinePhantom
+
+    model = {"knee": KneePhantom, "spine": SpinePhantom}[kind]
+    for seed in (0, 1, 2):
+        rendered = model.from_seed(seed).render((48, 48, 48), (3.0, 3.0, 3.0))
+        check_ct_hounsfield(rendered.volume_hu, f"{kind} {seed}")
+        crops = _crops(rendered)
+        assert crops
+        for label, crop in crops.items():
+            check_ct_hounsfield(crop, f"{kind} {seed} label {label}")
+    # the spine's vertebra crops hold no air at all (the case the rule's second branch is for)
+    vertebrae = _crops(SpinePhantom.from_seed(0).render((48, 48, 48), (3.0, 3.0, 3.0)))
+    assert max(float(crop.min()) for crop in vertebrae.values()) > -50
+
+
+def test_values_unlike_hu_are_refused_in_one_line(tmp_path):
+    from orthogen.phantoms import KneePhantom
+
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:32, :32]
+    mr = np.zeros((32, 32, 32), np.float32)  # an MR volume in arbitrary units 0..4000, tissue filling most of it
+    leg = np.hypot(rows - 16, cols - 16) < 15
+    mr[leg] = rng.uniform(300.0, 4000.0, (int(leg.sum()), 32))
+    knee = KneePhantom.from_seed(0).render((32, 32, 32), (4.0, 4.0, 4.0)).volume_hu
+    cases = {"mr": mr, "no_intercept": np.clip(knee + 1024.0, 0.0, None),  # air 0, water 1024
+             "normalised": rng.uniform(0.0, 1.0, (16, 16, 16)), "raw_16_bit": rng.uniform(0.0, 65535.0, (16, 16, 16))}
+    for name, volume in cases.items():
+        write_nifti(volume.astype(np.float32), np.diag([2.0, 2.0, 2.0, 1.0]), tmp_path / f"{name}.nii.gz")
+        read_ct(tmp_path / f"{name}.nii.gz")  # a volume, read as it is without the check
+        with pytest.raises(InputError) as caught:
+            read_ct(tmp_path / f"{name}.nii.gz", check_hu=True)
+        message = str(caught.value)
+        assert message.startswith(f"{tmp_path / name}.nii.gz: values do not look like a CT in Hounsfield units "
+                                  "(values ")
+        assert "below -200 HU" in message and "\n" not in message
+    write_nifti(knee, np.diag([4.0, 4.0, 4.0, 1.0]), tmp_path / "knee.nii.gz")
+    read_ct(tmp_path / "knee.nii.gz", check_hu=True)
+
+
+def test_a_dicom_ct_is_trusted_and_a_dicom_without_modality_is_checked(tmp_path):
+    volume = np.random.default_rng(1).uniform(0.0, 1.0, (8, 8, 6)).astype(np.float32)  # not HU at all
+    write_dicom_ct_series(volume, np.diag([1.0, 1.0, 2.0, 1.0]), tmp_path / "ct")
+    read_ct(tmp_path / "ct", check_hu=True)  # Modality CT: the scanner's rescale says HU
+    for file in slice_files(tmp_path / "ct"):
+        ds = pydicom.dcmread(file)
+        del ds.Modality
+        ds.save_as(file)
+    read_ct(tmp_path / "ct")
+    with pytest.raises(InputError, match=r"ct: values do not look like a CT in Hounsfield units"):
+        read_ct(tmp_path / "ct", check_hu=True)

@@ -252,6 +252,40 @@ def test_pixel_spacing_wins_and_missing_spacing_is_none(tmp_path):
         read_radiograph(none, pixel_spacing_mm=(0.0, 1.0))
 
 
+#: SOP classes of what may be handed over as a radiograph by mistake, or by right.
+_SOP_CLASSES = {"MR": "1.2.840.10008.5.1.4.1.1.4", "CT": "1.2.840.10008.5.1.4.1.1.2",
+                "US": "1.2.840.10008.5.1.4.1.1.6.1", "MG": "1.2.840.10008.5.1.4.1.1.1.2",
+                "CR": "1.2.840.10008.5.1.4.1.1.1", "RF": "1.2.840.10008.5.1.4.1.1.12.2",
+                "XA": "1.2.840.10008.5.1.4.1.1.12.1", "SC": "1.2.840.10008.5.1.4.1.1.7", "OT": "1.2.840.10008.5.1.4.1.1.7"}
+
+
+@pytest.mark.parametrize("modality, name", [("MR", "magnetic resonance"), ("CT", "computed tomography"),
+                                            ("US", "ultrasound"), ("MG", "mammography")])
+def test_an_image_of_another_modality_is_not_a_radiograph(tmp_path, modality, name):
+    path = write_dx(tmp_path / f"{modality}.dcm", np.full((16, 16), 300, np.uint16), modality=modality,
+                    sop_class=_SOP_CLASSES[modality], pixel_spacing=(0.5, 0.5))
+    with pytest.raises(InputError) as caught:
+        read_radiograph(path)
+    assert str(caught.value) == (f"{path}: not a radiograph: Modality {modality} ({name}); expected a projection "
+                                 "radiograph (Modality CR, DX, RF, XA) or a grey secondary capture (SC / OT)")
+    with pytest.raises(InputError, match="not a radiograph"):  # a spacing given by hand does not make it one
+        read_radiograph(path, pixel_spacing_mm=(0.5, 0.5))
+
+
+@pytest.mark.parametrize("modality", ["CR", "DX", "RF", "XA", "SC", "OT", None])
+def test_radiograph_modalities_and_grey_secondary_captures_are_read(tmp_path, modality):
+    pixels = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    path = write_dx(tmp_path / "film.dcm", pixels, modality=modality or "DX",
+                    sop_class=_SOP_CLASSES.get(modality or "CR"), pixel_spacing=(0.5, 0.5))
+    if modality is None:  # older exports leave Modality out
+        ds = pydicom.dcmread(path)
+        del ds.Modality
+        ds.save_as(path)
+    radiograph = read_radiograph(path)
+    assert radiograph.image.ndim == 2 and radiograph.pixel_spacing_mm == (0.5, 0.5)
+
+
+
 @pytest.mark.parametrize("bit_depth,mode,top", [(8, "L", 255), (16, "I;16", 65535)])
 def test_png_round_trip(tmp_path, bit_depth, mode, top):
     image = bone_pattern()

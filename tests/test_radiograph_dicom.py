@@ -46,7 +46,17 @@ def pydicom_file(name: str) -> Path:
 
 
 def copied(name: str, folder: Path) -> Path:
-    return Path(shutil.copy(pydicom_file(name), folder / name))
+    """The pydicom test file as a radiograph would come: its pixel data untouched (compressed as shipped), its
+    Modality DX (the wheel's files are MR, NM and RTDOSE images, which the reader refuses as radiographs)."""
+    dataset = pydicom.dcmread(pydicom_file(name))
+    dataset.Modality = "DX"
+    dataset.save_as(folder / name)
+    return folder / name
+
+
+def test_the_pydicom_files_as_they_ship_are_refused_as_radiographs(tmp_path):
+    path = Path(shutil.copy(pydicom_file("MR_small.dcm"), tmp_path / "MR_small.dcm"))
+    one_line_error(read_radiograph, path, match=r"MR_small\.dcm: not a radiograph: Modality MR")
 
 
 def handler_module_names(transfer_syntax) -> list[str]:
@@ -252,7 +262,7 @@ def test_corrupt_compressed_data_is_one_line_naming_the_syntax(tmp_path):
 
 
 def test_truncated_compressed_file_is_one_line(tmp_path):
-    data = pydicom_file("MR_small_jpeg_ls_lossless.dcm").read_bytes()
+    data = copied("MR_small_jpeg_ls_lossless.dcm", tmp_path).read_bytes()
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(data[: int(len(data) * 0.9)])
     one_line_error(read_radiograph, cut, match=r"cut\.dcm: no pixel data; expected an image")

@@ -90,6 +90,34 @@ def test_dicom_class_indices_and_8_bit(tmp_path):
     np.testing.assert_array_equal(load(grey12)[0].numpy(), levels())
 
 
+def test_a_segmentation_of_another_size_is_resampled_to_the_model_grid(tmp_path):
+    twice = np.kron(levels(), np.ones((2, 2), np.float32))  # drawn at twice the model's resolution
+    np.save(tmp_path / "seg.npy", twice)
+    (tmp_path / "seg.json").write_text(json.dumps({"pixel_spacing_mm": [0.4, 0.5]}))
+    nib.save(nib.Nifti1Image(twice, np.diag([0.4, 0.5, 1.0, 1.0])), tmp_path / "seg.nii.gz")
+    files = {"png": write_png(twice, tmp_path / "seg.png"), "npy": tmp_path / "seg.npy",
+             "nifti": tmp_path / "seg.nii.gz",
+             "dicom": dicom_image(tmp_path / "seg.dcm", np.rint(twice * 2), PixelSpacing=[0.4, 0.5])}
+    for kind, path in files.items():
+        image = load(path)
+        assert image.shape == (1, *SIZE), kind
+        np.testing.assert_array_equal(image[0].numpy(), levels(), err_msg=kind)
+        assert image.meta["source_spatial_shape"] == (16, 24), kind
+        if kind != "png":  # the spacing follows the pixels: x2 rows, x2 columns
+            assert image.meta["pixel_spacing_mm"] == pytest.approx((0.8, 1.0)), kind
+            assert "resampled to the model's grid (x2 rows, x2 columns)" in image.meta["spacing_source"], kind
+    assert "source_spatial_shape" not in load(write_png(levels(), tmp_path / "model_size.png")).meta
+
+
+def test_a_segmentation_is_not_refused_for_a_pixel_spacing_it_does_not_need(tmp_path):
+    for name, tags in (("zero", {"PixelSpacing": [0.0, 0.0]}), ("negative", {"ImagerPixelSpacing": [-1.0, 0.2]})):
+        image = load(dicom_image(tmp_path / f"{name}.dcm", np.rint(levels() * 2), **tags))
+        np.testing.assert_array_equal(image[0].numpy(), levels())
+        assert "pixel_spacing_mm" not in image.meta
+        assert image.meta["spacing_source"].startswith("none usable in the file ("), image.meta["spacing_source"]
+    assert "PixelSpacing is [0.0, 0.0]" in read_segmentation_image(tmp_path / "zero.dcm").spacing_source
+
+
 def test_stem_strips_the_segmentation_suffix():
     assert [segmentation_stem(n) for n in ("a/knee.png", "knee.nii.gz", "knee.NII", "knee.dcm", "knee.npy", "IM0001")] \
         == ["knee", "knee", "knee", "knee", "knee", "IM0001"]
@@ -109,7 +137,9 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     Image.fromarray(colour).save(tmp_path / "colour.png")
     nib.save(nib.Nifti1Image(np.zeros((*SIZE, 3), np.float32), np.eye(4)), tmp_path / "volume.nii.gz")
     dicom_image(tmp_path / "frames.dcm", np.zeros((2, *SIZE)), NumberOfFrames=2)
-    write_png(np.zeros((4, 4)), tmp_path / "small.png")
+    small_off = np.zeros((4, 4))
+    small_off[1, 1] = 0.25
+    write_png(small_off, tmp_path / "small_off.png", bit_depth=16)
     off = levels()
     off[0, 0] = 0.25
     write_png(off, tmp_path / "off.png", bit_depth=16)
@@ -122,7 +152,7 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
             "3d nifti": (tmp_path / "volume.nii.gz", "expected a single 2D image"),
             "multi-frame dicom": (tmp_path / "frames.dcm", "multi-frame DICOM"),
             "truncated dicom": (truncated, "pixel data"),
-            "wrong size": (tmp_path / "small.png", "expected a 8x12 segmentation (the model's size), got 4x4"),
+            "other size, off-level": (tmp_path / "small_off.png", "1 pixels are not 0, 0.5 or 1"),  # before resampling
             "off-level": (tmp_path / "off.png", "are not 0, 0.5 or 1")}
 
 

@@ -182,10 +182,10 @@ def drr(ct: str, views: str = "ap,lateral", size: int = 256, out: str = "output/
     framing = checks.framing(framing, "--framing")
     out = _output_folder(out, "--out")
 
-    from orthogen.drr import DRR, fit_detector, project_labels, render_drr
+    from orthogen.drr import DRR, fit_detector, project_labels, read_ct_for_drr, render_drr
     from orthogen.drr.files import save_views
 
-    volume = _read_ct(ct_path)
+    volume = read_ct_for_drr(ct_path)  # a CT in HU (Modality CT, or values like HU), >= 4 voxels along every axis
     affine = volume.affine.numpy()
     label_map = None if labels_path is None else _label_map(_read_ct(labels_path), volume, labels_path)
     with _flag_names({"source_to_isocenter_mm": "--sid", "source_to_detector_mm": "--sdd"}):

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orthogen.errors import InputError, OrthoGenError
+from orthogen.errors import InputError
 
 SPLITS = ("training", "validation", "test")
 #: Largest cube edge in voxels (512^3 float32 is ~0.5 GB per case).
@@ -201,7 +201,8 @@ def knee_ct_case(ct_path: str | Path, prep: KneeCTPreparation = KneeCTPreparatio
     in mm, ``slice_thickness_mm``, ``source_spacing_mm`` (x, y, z stored axes) and ``magnification``.
 
     Raises:
-        InputError: naming the file, for an unreadable CT or one without body (no voxel above ``body_hu``).
+        InputError: naming the file, for an unreadable CT, one whose values are not HU or thinner than 4 voxels
+            (:func:`orthogen.drr.ct_input.read_ct_for_drr`), or one without body (no voxel above ``body_hu``).
     """
     import torch
     from monai.transforms import EnsureChannelFirst, Orientation
@@ -209,18 +210,13 @@ def knee_ct_case(ct_path: str | Path, prep: KneeCTPreparation = KneeCTPreparatio
     from orthogen.data.ct_folder import case_name
     from orthogen.data.x2ct_hdf5 import VIEW_ALIGNED_AXCODES, X2CTCase
     from orthogen.data.x2ct_prepare import RAS_LABELS, preprocess_drr
+    from orthogen.drr.ct_input import read_ct_for_drr
     from orthogen.drr.view_aligned import view_aligned_drrs
-    from orthogen.io import read_ct
     from orthogen.transforms import CropToMask
     from orthogen.transforms.spatial import resample_to_grid
 
     ct_path = Path(ct_path)
-    try:
-        volume = read_ct(ct_path)
-    except OrthoGenError:
-        raise
-    except Exception as error:  # a reader failing on an odd file: still one line naming it
-        raise InputError(f"could not be read as a CT ({type(error).__name__}: {error})", ct_path) from error
+    volume = read_ct_for_drr(ct_path)  # HU (Modality CT or values like HU), >= 4 voxels per axis, one-line errors
     source_spacing = tuple(float(v) for v in np.linalg.norm(volume.affine.numpy()[:3, :3], axis=0))
     thickness, _ = slice_thickness(ct_path, source_spacing)
     ct = Orientation(axcodes=VIEW_ALIGNED_AXCODES, labels=RAS_LABELS)(EnsureChannelFirst(channel_dim="no_channel")(volume))

@@ -77,11 +77,11 @@ def render_case(ct_path: Path, out_dir: Path, prep: KneeRadiographPreparation) -
     """Render one CT's orbit and segmentations into ``out_dir/<case>/``; returns one item per view."""
     import torch
 
-    from orthogen.drr import fit_detector, project_labels, render_drr
-    from orthogen.io import read_ct, write_png
+    from orthogen.drr import fit_detector, project_labels, read_ct_for_drr, render_drr
+    from orthogen.io import write_png
     from orthogen.transforms.radiograph_segmentation import leg_contour, leg_contour_and_bone
 
-    volume = read_ct(ct_path)
+    volume = read_ct_for_drr(ct_path)
     affine = volume.affine.numpy()
     geometry = fit_detector(volume.shape, affine, prep.size, source_to_isocenter_mm=prep.source_to_isocenter_mm,
                             source_to_detector_mm=prep.source_to_detector_mm)

@@ -21,7 +21,8 @@ from orthogen.data.knee_radiograph_prepare import SPLITS
 from orthogen.errors import InputError
 from orthogen.io import read_radiograph
 from orthogen.io.segmentation_image import SegmentationImage, read_segmentation_image
-from orthogen.transforms.radiograph_segmentation import SegmentationLevels, resample_segmentation_levels
+from orthogen.transforms.radiograph_segmentation import (SegmentationLevels, resample_segmentation_levels,
+                                                         segmentation_levels)
 
 logger = logging.getLogger(__name__)
 
@@ -44,22 +45,26 @@ class LoadSegmentationd(MapTransform):
     :class:`orthogen.transforms.radiograph_segmentation.SegmentationLevels`. The MetaTensor's meta holds
     ``filename_or_obj``, ``spacing_source`` and, when the file gives one, ``pixel_spacing_mm`` (row, col).
 
-    A DICOM SEG (segments "contour" and "bone" drawn on a radiograph, e.g. in OHIF) is on its radiograph's
-    grid: it is resampled to ``spatial_size`` (padded with background to its aspect ratio, then a majority
-    per output pixel: :func:`orthogen.transforms.radiograph_segmentation.resample_segmentation_levels`), its
-    spacing scaled to match, and the meta's ``source_spatial_shape`` holds its own (H, W). With ``condition``
+    A segmentation of another size than ``spatial_size`` (a DICOM SEG on its radiograph's grid, or a PNG /
+    NIfTI / .npy / DICOM image drawn at another resolution) is resampled to it: its values are first checked
+    against the levels (an off-level value is refused on the file's own grid), then it is padded with
+    background to the model's aspect ratio and each output pixel takes the majority level
+    (:func:`orthogen.transforms.radiograph_segmentation.resample_segmentation_levels`); its spacing is scaled
+    to match, the meta's ``source_spatial_shape`` holds its own (H, W), and an info line is logged. A DICOM
+    SEG (segments "contour" and "bone" drawn on a radiograph, e.g. in OHIF) is read for the model's
+    condition first. With ``condition``
     "contour_bone" it must have bone drawn (a contour-only SEG is refused: the model would read it as a leg
     without bones); with "contour" its bone is part of the leg (0.5), as in the contour training images.
 
     Args:
         keys: the keys holding segmentation paths.
-        spatial_size: (H, W) the model needs; an image file of another size is refused with one line naming the
-            file and both sizes, a DICOM SEG is resampled. None: any size (a SEG stays on its grid).
+        spatial_size: (H, W) the model needs; a segmentation of another size is resampled to it. None: any size
+            (every segmentation stays on its grid).
         condition: the model's condition, "contour" or "contour_bone" (:data:`CONDITIONS`), for DICOM SEG
             inputs; None: a SEG is taken as drawn (bone 1 where it has bone). Image files are not affected.
 
-    Raises InputError (one line naming the file) for an unreadable file, a wrong size, off-level values, or
-    a DICOM SEG without the segments the condition needs.
+    Raises InputError (one line naming the file) for an unreadable file, off-level values, or a DICOM SEG
+    without the segments the condition needs.
     """
 
     def __init__(self, keys: KeysCollection = "image", spatial_size: Sequence[int] | None = (64, 64),
@@ -78,13 +83,14 @@ class LoadSegmentationd(MapTransform):
             meta = _meta(segmentation.source, segmentation.pixel_spacing_mm, segmentation.spacing_source)
             array = segmentation.image
             if segmentation.dicom_seg is not None:
-                array, meta = self._from_dicom_seg(segmentation, meta)
+                array = self._dicom_seg_levels(segmentation)
+            array, meta = self._on_model_grid(array, segmentation, meta)
             image = MetaTensor(torch.from_numpy(array[None].copy()), meta=meta)
             d[key] = self.levels(image, segmentation.source)
         return d
 
-    def _from_dicom_seg(self, segmentation: SegmentationImage, meta: dict) -> tuple[np.ndarray, dict]:
-        """A DICOM SEG's levels for the condition, on the model's grid, and its meta."""
+    def _dicom_seg_levels(self, segmentation: SegmentationImage) -> np.ndarray:
+        """A DICOM SEG's levels for the condition, on its radiograph's grid."""
         seg, levels = segmentation.dicom_seg, segmentation.image
         if self.condition == "contour_bone" and "bone" not in seg.drawn:
             raise InputError(f"DICOM SEG with no bone drawn (segments {', '.join(seg.segments)}); expected a segment "
@@ -92,17 +98,26 @@ class LoadSegmentationd(MapTransform):
                              "model)", segmentation.source)
         if self.condition == "contour":  # the contour condition has no bone level: bone is part of the leg
             levels = np.where(levels > 0, 0.5, 0.0).astype(np.float32)
-        meta = {**meta, "source_spatial_shape": tuple(int(v) for v in levels.shape)}
+        return levels
+
+    def _on_model_grid(self, levels: np.ndarray, segmentation: SegmentationImage, meta: dict
+                       ) -> tuple[np.ndarray, dict]:
+        """``levels`` resampled to ``spatial_size`` when it is of another size (after its values are checked
+        against the levels), with its spacing scaled; else as it is. The meta records the file's own shape."""
+        own_shape = {"source_spatial_shape": tuple(int(v) for v in levels.shape)}
         if self.spatial_size is None or tuple(levels.shape) == self.spatial_size:
-            return levels, meta
+            return levels, ({**meta, **own_shape} if segmentation.dicom_seg is not None else meta)
+        meta = {**meta, **own_shape}
+        levels = segmentation_levels(levels, segmentation.source)  # off-level values refused on the file's grid
         resampled, factors = resample_segmentation_levels(levels, self.spatial_size)
         if segmentation.pixel_spacing_mm is not None:
             spacing = tuple(float(v * f) for v, f in zip(segmentation.pixel_spacing_mm, factors))
             meta["pixel_spacing_mm"] = spacing
             meta["spacing_source"] = (f"{segmentation.spacing_source}, resampled to the model's grid "
                                       f"(x{factors[0]:.4g} rows, x{factors[1]:.4g} columns)")
-        logger.info(f"{segmentation.source}: DICOM SEG of {levels.shape[0]}x{levels.shape[1]} pixels resampled to "
-                    f"{self.spatial_size[0]}x{self.spatial_size[1]}")
+        kind = "DICOM SEG" if segmentation.dicom_seg is not None else "segmentation"
+        logger.info(f"{segmentation.source}: {kind} of {levels.shape[0]}x{levels.shape[1]} pixels resampled to "
+                    f"the model's {self.spatial_size[0]}x{self.spatial_size[1]}")
         return resampled, meta
 
 
@@ -115,7 +130,9 @@ class LoadRadiographImaged(MapTransform):
     (W, H) unless told otherwise, and scales nothing). The spacing is ``d[spacing_key]`` when the item has
     one (the prepared datalist's ``pixel_spacing_mm``; PNGs carry none), else the file's.
 
-    The meta holds ``filename_or_obj``, ``spacing_source`` and ``pixel_spacing_mm`` when known.
+    No film preparation (no collimation crop, no mirroring): these are the dataset's DRRs, each paired pixel for
+    pixel with its segmentation. The meta holds ``filename_or_obj``, ``spacing_source`` and
+    ``pixel_spacing_mm`` when known.
     """
 
     def __init__(self, keys: KeysCollection = "label", spacing_key: str = "pixel_spacing_mm",
@@ -127,7 +144,7 @@ class LoadRadiographImaged(MapTransform):
         d = dict(data)
         spacing = d.get(self.spacing_key)
         for key in self.key_iterator(d):
-            radiograph = read_radiograph(d[key], pixel_spacing_mm=spacing)
+            radiograph = read_radiograph(d[key], pixel_spacing_mm=spacing, prepare=False)  # paired with its segmentation
             d[key] = MetaTensor(torch.from_numpy(radiograph.image[None].astype(np.float32)),
                                 meta=_meta(radiograph.source, radiograph.pixel_spacing_mm, radiograph.spacing_source))
         return d

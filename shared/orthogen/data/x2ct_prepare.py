@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from orthogen.data.case_layout import CasePaths, find_cases
 from orthogen.data.x2ct_hdf5 import VIEW_ALIGNED_AXCODES, X2CTCase, write_x2ct_case
+from orthogen.drr.ct_input import read_ct_for_drr
 from orthogen.drr.view_aligned import view_aligned_drrs
 from orthogen.errors import InputError
 from orthogen.io import read_ct
@@ -98,7 +99,7 @@ def preprocess_drr(image: np.ndarray, spacing: tuple[float, float], prep: Radiog
 
 def cases_of(paths: CasePaths, prep: X2CTPreparation) -> list[tuple[str, X2CTCase]]:
     """The X2CT cases of one CT + mask pair: one (spine crop) or one per vertebra label."""
-    data = {"ct": read_ct(paths.image), "mask": read_ct(paths.mask)}
+    data = {"ct": read_ct_for_drr(paths.image), "mask": read_ct(paths.mask)}
     if tuple(data["ct"].shape) != tuple(data["mask"].shape):
         raise InputError(f"mask shape {tuple(data['mask'].shape)} differs from the CT's {tuple(data['ct'].shape)}",
                          paths.mask)

@@ -18,6 +18,7 @@ _SOURCES = {
     "orbit_angles": "orthogen.drr.arguments",
     "parse_views": "orthogen.drr.arguments",
     "project_labels": "orthogen.drr.render",
+    "read_ct_for_drr": "orthogen.drr.ct_input",
     "render_drr": "orthogen.drr.render",
     "view_aligned_affine": "orthogen.drr.view_aligned",
     "view_aligned_drr_images": "orthogen.drr.view_aligned",

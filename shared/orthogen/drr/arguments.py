@@ -1,4 +1,5 @@
-"""Checks of the DRR settings a caller passes: detector size, distances, framing, energy and views.
+"""Checks of the DRR settings a caller passes: detector size, distances, framing, energy and views; and
+whether a CT is thick enough to be projected (``thick_enough_for_drr``).
 
 Pure Python on purpose (no numpy, no torch): the ``orthogen`` command runs these checks before it
 imports the projector, so a mistyped flag is answered at once. The library runs the same checks
@@ -28,6 +29,9 @@ ENERGY_RANGE_KEV = (30.0, 150.0)
 #: Largest source distance accepted (mm): 100 m; beyond that use ``parallel``.
 MAX_DISTANCE_MM = 1e5
 FRAMINGS = ("orbit", "isocenter")
+#: Fewest voxels a CT needs along every axis for a DRR. A thinner volume is a slab that the projector does
+#: not bound: a one-slice CT fills every detector row, as if extruded (issue 26).
+MIN_DRR_VOXELS = 4
 VIEW_ANGLES_DEG: dict[str, float] = {"ap": 0.0, "lateral": 90.0}
 
 
@@ -98,6 +102,21 @@ def energy_kev(value, name: str = "energy_kev") -> float:
     if not low <= energy <= high:
         raise InputError(f"expected {what}, got {value!r}", name)
     return energy
+
+
+def thick_enough_for_drr(shape: Sequence[int], source) -> None:
+    """InputError naming ``source`` when a volume of ``shape`` has fewer than MIN_DRR_VOXELS voxels along an
+    axis (a one-slice CT, a 2D image stored as a volume)."""
+    sizes = [int(n) for n in shape]
+    if len(sizes) == 3 and min(sizes) >= MIN_DRR_VOXELS:
+        return
+    if len(sizes) != 3:
+        raise InputError(f"expected a 3D volume for a DRR, got shape {tuple(sizes)}", source)
+    thin = ", ".join(f"{n} voxel{'s' if n != 1 else ''} along {axis}"
+                     for axis, n in zip("XYZ", sizes) if n < MIN_DRR_VOXELS)
+    raise InputError(f"volume of {' x '.join(map(str, sizes))} voxels is too thin for a DRR ({thin}); expected at "
+                     f"least {MIN_DRR_VOXELS} voxels along every axis (a slice or two cannot be projected: give the "
+                     "whole series)", source)
 
 
 def orbit_angles(n_views: int, start_deg: float = 0.0, span_deg: float = 360.0) -> list[float]:

@@ -24,6 +24,8 @@ from pydicom.pixel_data_handlers.util import apply_modality_lut
 
 from orthogen.errors import InputError
 from orthogen.io.ct_series_checks import CheckedCTSeries, is_dicom_file_name, read_checked_ct_series
+from orthogen.io.ct_values import check_ct_hounsfield
+from orthogen.io.dicom_modality import CT_MODALITY
 from orthogen.io.input_file import existing_file
 from orthogen.io.patient_space import LPS_TO_RAS
 
@@ -95,8 +97,14 @@ class CTImageReader(ImageReader):
     reject), but lets errors of ``get_data`` through: so bad input always ends in one
     ``orthogen.errors.InputError`` naming the file or folder, including for NaN / infinite voxels.
 
+    A DICOM series must be Modality CT (a CR film or an MR series is refused naming its Modality). With
+    ``check_hu`` the values of a volume that does not say it is a CT (NIfTI, NRRD, a DICOM series without
+    Modality) must look like HU (:func:`orthogen.io.ct_values.check_ct_hounsfield`: air, or soft tissue and
+    bone); it is off by default because label maps and other volumes on a CT's grid are read here too.
+
     Own pieces where a MONAI reader cannot do it: a one-slice DICOM series (MONAI returns a 2D image
-    with an identity slice axis) gets the slice axis normal x SpacingBetweenSlices; NRRD headers are put
+    with an identity slice axis) gets the slice axis normal x SliceThickness (else
+    SpacingBetweenSlices); NRRD headers are put
     in LPS first (MONAI's NrrdReader converts only the exact spelling "left-posterior-superior" and takes
     any other space, e.g. LAS, as RAS), and a header without "space directions" (which MONAI cannot
     read) gets a diagonal RAS affine from "spacings" with a warning that its orientation is unknown.
@@ -104,7 +112,15 @@ class CTImageReader(ImageReader):
     The MONAI readers keep per-read state (``filenames``), so a fresh one is made for every
     ``get_data``: one CTImageReader can serve the threads of a ``CacheDataset`` and holds no slices
     between reads.
+
+    Args:
+        check_hu: refuse a volume without Modality CT whose values do not look like HU (for CT inputs; off
+            for label maps and other volumes read as "a volume on a CT's grid").
     """
+
+    def __init__(self, check_hu: bool = False):
+        super().__init__()
+        self.check_hu = bool(check_hu)
 
     def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
         """True for one path naming a NIfTI or NRRD file or a folder (a DICOM series)."""
@@ -123,14 +139,16 @@ class CTImageReader(ImageReader):
         Raises:
             InputError: naming the file or folder when it is missing, empty, corrupt, not 3D, of an unknown
                 kind, has NaN or infinite voxels, or is a DICOM folder that fails
-                :func:`~orthogen.io.ct_series_checks.read_checked_ct_series`.
+                :func:`~orthogen.io.ct_series_checks.read_checked_ct_series` (another Modality than CT
+                included); with ``check_hu``, when a volume without Modality CT has values unlike HU.
         """
         if isinstance(img, tuple):
             raise InputError(f"expected one CT file or DICOM series folder, got {len(img)} paths",
                              ", ".join(str(p) for p in img))
         source = Path(img)
+        modality = ""
         if source.is_dir():
-            array, meta = self._read_dicom_series(source)
+            array, meta, modality = self._read_dicom_series(source)
         else:
             file = existing_file(source)
             name = file.name.lower()
@@ -144,7 +162,10 @@ class CTImageReader(ImageReader):
             else:
                 raise InputError(f"unknown CT file type {file.suffix!r}; expected .nii, .nii.gz, .nrrd, "
                                  ".nhdr or a DICOM series folder", file)
-        return _finite_ct(array, meta, source)
+        array, meta = _finite_ct(array, meta, source)
+        if self.check_hu and modality != CT_MODALITY:
+            check_ct_hounsfield(array, source)
+        return array, meta
 
     def _read_nifti(self, file: Path) -> tuple[np.ndarray, dict]:
         """MONAI NibabelReader: the data (scl_slope applied) and the header's sform (else qform) affine."""
@@ -168,8 +189,9 @@ class CTImageReader(ImageReader):
         header = _nrrd_header_in_lps(image.header, shape, file)
         return reader.get_data(NrrdImage(image.array.reshape(shape), header))
 
-    def _read_dicom_series(self, folder: Path) -> tuple[np.ndarray, dict]:
-        """Checked series, stacked by MONAI's PydicomReader; a one-slice series gets its slice axis."""
+    def _read_dicom_series(self, folder: Path) -> tuple[np.ndarray, dict, str]:
+        """Checked series, stacked by MONAI's PydicomReader (a one-slice series gets its slice axis), and its
+        Modality ("CT", or "" when the files give none)."""
         reader = CheckedDicomSeriesReader()
         datasets = reader.read(folder)
         try:
@@ -181,7 +203,7 @@ class CTImageReader(ImageReader):
             checked = reader.checked
             array = array[:, :, None]
             meta[MetaKeys.AFFINE][:3, 2] = (LPS_TO_RAS[:3, :3] @ checked.normal_lps) * checked.slice_gap_mm
-        return array, meta
+        return array, meta, reader.checked.modality
 
 
 def _as_3d(data_shape: tuple[int, ...], file: Path) -> tuple[int, int, int]:

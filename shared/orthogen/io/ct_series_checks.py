@@ -14,6 +14,7 @@ from pydicom.dataset import Dataset
 
 from orthogen.errors import InputError
 from orthogen.io.dicom_file import decode_pixel_array, read_dicom_file
+from orthogen.io.dicom_modality import CT_MODALITY, dicom_modality, modality_text
 
 #: Largest allowed |difference| between direction cosines of two slices of one series.
 ORIENTATION_TOLERANCE = 1e-4
@@ -30,14 +31,16 @@ class CheckedCTSeries:
         datasets: their pydicom datasets (pixel data already decoded once, so pydicom's cache serves
             MONAI), same order.
         normal_lps: unit slice normal, ImageOrientationPatient row x column, in LPS.
-        slice_gap_mm: distance between neighbouring slice planes (mm); for a one-slice series
-            SpacingBetweenSlices, else SliceThickness, else 1.
+        slice_gap_mm: distance between neighbouring slice planes (mm); for a one-slice series its
+            SliceThickness (the slab the slice images), else SpacingBetweenSlices, else 1.
+        modality: the slices' Modality ("CT"), or "" when the files do not give one.
     """
 
     files: list[Path]
     datasets: list[Dataset]
     normal_lps: np.ndarray
     slice_gap_mm: float
+    modality: str = ""
 
 
 def is_dicom_file_name(path: Path) -> bool:
@@ -60,8 +63,10 @@ def dicom_series_files(folder: Path) -> list[Path]:
 def read_checked_ct_series(folder: Path) -> CheckedCTSeries:
     """Read every slice file of ``folder`` and check that together they make one regular volume.
 
-    Checks, each an InputError naming the folder or the offending file: readable DICOM; one
-    SeriesInstanceUID; one Rows x Columns; ImageOrientationPatient, PixelSpacing and ImagePositionPatient
+    Checks, each an InputError naming the folder or the offending file: readable DICOM; Modality CT
+    (a file of another Modality, e.g. a CR film or an MR slice, is refused naming its Modality; an absent or
+    empty Modality is let through, and the caller's value check decides); one SeriesInstanceUID; one
+    Rows x Columns; ImageOrientationPatient, PixelSpacing and ImagePositionPatient
     present, finite and the same orientation / spacing on every slice; one 2D frame per file (no
     multi-frame files); decodable pixel data; no two slices at one position; uniform gaps between slice
     planes (a missing slice shows as a double gap).
@@ -73,6 +78,11 @@ def read_checked_ct_series(folder: Path) -> CheckedCTSeries:
     """
     files = dicom_series_files(folder)
     datasets = [read_dicom_file(f) for f in files]
+    for dataset, file in zip(datasets, files):
+        modality = dicom_modality(dataset)
+        if modality not in ("", CT_MODALITY):
+            raise InputError(f"not a CT: Modality {modality_text(modality)}; expected a CT series "
+                             f"(Modality {CT_MODALITY})", file)
     for dataset, file in zip(datasets, files):
         frames = int(dataset.get("NumberOfFrames") or 1)
         if frames > 1:
@@ -99,10 +109,12 @@ def read_checked_ct_series(folder: Path) -> CheckedCTSeries:
         steps = np.diff(numbers)
         if np.all(steps > 0) or np.all(steps < 0):
             order = np.argsort(numbers, kind="stable")
-            return CheckedCTSeries([files[i] for i in order], [datasets[i] for i in order], normal, slice_gap)
+            return CheckedCTSeries([files[i] for i in order], [datasets[i] for i in order], normal, slice_gap,
+                                   dicom_modality(datasets[0]))
     for k, dataset in enumerate(datasets):
         dataset.InstanceNumber = k + 1
-    return CheckedCTSeries(files, datasets, normal, slice_gap)
+    return CheckedCTSeries(files, datasets, normal, slice_gap, dicom_modality(datasets[0]))
+
 
 
 def float_tag(dataset: Dataset, file: Path, keyword: str, length: int) -> np.ndarray:
@@ -159,8 +171,8 @@ def _in_plane_geometry(datasets: list[Dataset], files: list[Path],
 
 def _checked_slice_gap(first: Dataset, heights: np.ndarray, files: list[Path], folder: Path) -> float:
     """Mean distance (mm) between neighbouring slices, given their sorted positions along the normal."""
-    if len(heights) == 1:
-        return abs(float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0))
+    if len(heights) == 1:  # one slice images a slab SliceThickness thick; SpacingBetweenSlices is its neighbours'
+        return abs(float(first.get("SliceThickness") or first.get("SpacingBetweenSlices") or 1.0))
     gaps = np.diff(heights)
     if np.min(gaps) <= GAP_TOLERANCE_MM:
         i = int(np.argmin(gaps))

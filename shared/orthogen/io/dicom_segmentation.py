@@ -16,6 +16,7 @@ PixelMeasuresSequence, which a projection radiograph's SEG does not have) and pr
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from pydicom.uid import UID
 from orthogen.errors import InputError
 from orthogen.io.dicom_file import decode_pixel_array
 from orthogen.io.radiograph import NO_SPACING, check_image_size, header_int
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["LABEL_MAP_SEGMENTATION_STORAGE", "SEGMENTATION_STORAGE", "SEGMENT_ROLES", "DicomSegmentation",
            "is_dicom_segmentation", "read_dicom_segmentation"]
@@ -120,9 +123,14 @@ def read_dicom_segmentation(dataset: Dataset, file: str | Path) -> DicomSegmenta
     if "contour" not in drawn:
         raise InputError(f"DICOM SEG with no contour drawn (segments {', '.join(shown)}); expected a segment "
                          "labelled 'contour' holding the leg's silhouette (both conditions start from it)", file)
-    spacing = _seg_pixel_spacing(dataset, file)
+    try:
+        spacing = _seg_pixel_spacing(dataset, file)
+        spacing_source = SEG_SPACING_SOURCE if spacing else NO_SPACING
+    except InputError as error:  # the levels do not need a spacing: an unusable one is read as none
+        logger.warning(f"{file}: unusable pixel spacing, ignored (a segmentation does not need it): {error.problem}")
+        spacing, spacing_source = None, f"none usable in the file ({error.problem})"
     return DicomSegmentation(contour=masks["contour"], bone=masks["bone"], segments=shown, drawn=drawn,
-                             pixel_spacing_mm=spacing, spacing_source=SEG_SPACING_SOURCE if spacing else NO_SPACING,
+                             pixel_spacing_mm=spacing, spacing_source=spacing_source,
                              referenced_instance=referenced, source=str(file))
 
 

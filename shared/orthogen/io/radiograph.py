@@ -16,6 +16,8 @@ from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
 from orthogen.errors import InputError
 from orthogen.io.dicom_ct_series import is_dicom_file_name
 from orthogen.io.dicom_file import decode_pixel_array, read_dicom_file
+from orthogen.io.dicom_modality import require_radiograph_modality
+from orthogen.io.film_preparation import FilmPreparation, prepare_film
 from orthogen.io.input_file import existing_file
 from orthogen.io.patient_space import voxel_spacing
 
@@ -41,12 +43,16 @@ class Radiograph:
             "PixelSpacing", "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor 1.1",
             "ImagerPixelSpacing (at the detector)", "sidecar knee_ap.json", "NIfTI affine",
             "pixel_spacing argument" or "none in the file".
+        preparation: what :func:`orthogen.io.film_preparation.prepare_film` did to a DICOM or PNG / JPEG
+            film (collimation crop, mirroring into the models' view convention, and why); None for .npy /
+            NIfTI (DRRs, taken as rendered).
     """
 
     image: np.ndarray
     pixel_spacing_mm: tuple[float, float] | None
     source: str
     spacing_source: str
+    preparation: FilmPreparation | None = None
 
 
 #: ``spacing_source`` when the file has no pixel spacing and the caller gave none.
@@ -55,10 +61,13 @@ NO_SPACING = "none in the file"
 SPACING_ARGUMENT = "pixel_spacing argument"
 
 
-def read_radiograph(path: str | Path, pixel_spacing_mm: tuple[float, float] | None = None) -> Radiograph:
+def read_radiograph(path: str | Path, pixel_spacing_mm: tuple[float, float] | None = None,
+                    prepare: bool = True) -> Radiograph:
     """Read one radiograph as a bone-bright [0,1] image with its pixel spacing in mm.
 
-    - DICOM (``.dcm``, no extension; CR, DX or any single-frame grayscale image, uncompressed or
+    - DICOM (``.dcm``, no extension; Modality CR, DX, RF, XA, a grey secondary capture SC / OT or none:
+      anything else (MR, CT, US, MG, SEG, ...) is refused naming its Modality; a single-frame grayscale
+      image, uncompressed or
       compressed with any syntax an installed decoder handles: JPEG baseline/extended/lossless, JPEG-LS,
       JPEG 2000, RLE): Modality LUT / rescale, then VOI LUT or window (when present), MONOCHROME1
       inverted, then min-max to [0,1] (a constant image gives zeros). Spacing (row, col) in mm from
@@ -72,11 +81,20 @@ def read_radiograph(path: str | Path, pixel_spacing_mm: tuple[float, float] | No
       ``{"pixel_spacing_mm": [row, col]}`` when present.
     - NIfTI ``.nii`` / ``.nii.gz`` (2D, values in [0,1]): as is; spacing from the affine.
 
+    DICOM and PNG / JPEG films are then prepared (:func:`orthogen.io.film_preparation.prepare_film`):
+    cropped to the exposed field (Shutter / Collimator tags, else unexposed bands found in the image; a
+    DICOM is min-maxed to [0, 1] again after a crop; the spacing is unchanged) and, for DICOM, mirrored /
+    flipped into the models' view convention by PatientOrientation / ViewPosition. ``preparation`` says
+    what was done and why.
+
     Args:
         path: the radiograph file.
         pixel_spacing_mm: (row, col) pixel spacing in mm, two positive numbers. When given it overrides
             whatever the file says (the file's spacing tags are then not read, so a broken tag does not
             stop the read) and ``spacing_source`` is "pixel_spacing argument".
+        prepare: film preparation on (the default for a film that comes from outside); off where the file is
+            a DRR of our own paired pixel for pixel with something else (a training target and its
+            segmentation), so that no crop can ever misalign the two.
 
     Returns:
         A :class:`Radiograph`; its ``pixel_spacing_mm`` is None (``spacing_source`` "none in the file")
@@ -91,19 +109,23 @@ def read_radiograph(path: str | Path, pixel_spacing_mm: tuple[float, float] | No
     name = file.name.lower()
     if name.endswith(_PIL_SUFFIXES):
         image, spacing, spacing_source = _read_pil_image(file), None, NO_SPACING
+        image, preparation = prepare_film(image, file) if prepare else (image, None)
     elif name.endswith(".npy"):
         image, spacing, spacing_source = read_npy_image(file, read_sidecar=override is None)
+        preparation = None
     elif name.endswith(_NIFTI_SUFFIXES):
         image, spacing, spacing_source = read_nifti_image(file)
+        preparation = None
     elif is_dicom_file_name(file):
-        image, spacing, spacing_source = _read_dicom_radiograph(file, read_spacing=override is None)
+        image, spacing, spacing_source, preparation = _read_dicom_radiograph(file, read_spacing=override is None,
+                                                                             prepare=prepare)
     else:
         raise InputError(f"unknown radiograph file type {file.suffix!r}; expected .dcm (or no extension), "
                          ".png, .jpg, .jpeg, .npy, .nii or .nii.gz", file)
     if override is not None:
         spacing, spacing_source = override, SPACING_ARGUMENT
     return Radiograph(image=image.astype(np.float32), pixel_spacing_mm=spacing, source=str(file),
-                      spacing_source=spacing_source)
+                      spacing_source=spacing_source, preparation=preparation)
 
 
 def checked_pixel_spacing(value, source: str | Path) -> tuple[float, float]:
@@ -161,9 +183,10 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     return np.zeros_like(values) if high == low else (values - low) / (high - low)
 
 
-def _read_dicom_radiograph(file: Path, *, read_spacing: bool
-                           ) -> tuple[np.ndarray, tuple[float, float] | None, str]:
+def _read_dicom_radiograph(file: Path, *, read_spacing: bool, prepare: bool = True
+                           ) -> tuple[np.ndarray, tuple[float, float] | None, str, FilmPreparation | None]:
     dataset = read_dicom_file(file)
+    require_radiograph_modality(dataset, file)  # CR / DX / RF / XA, SC / OT, or none; an MR or CT slice is refused
     samples = header_int(dataset, "SamplesPerPixel", 1, file)
     if samples != 1:
         photometric = str(dataset.get("PhotometricInterpretation", "")).strip() or "not given"
@@ -184,7 +207,10 @@ def _read_dicom_radiograph(file: Path, *, read_spacing: bool
     values = np.asarray(apply_voi_lut(apply_modality_lut(pixels, dataset), dataset), dtype=np.float64)
     if photometric == "MONOCHROME1":
         values = -values
-    return _min_max(values), spacing, spacing_source
+    if not prepare:
+        return _min_max(values), spacing, spacing_source, None
+    image, preparation = prepare_film(_min_max(values), file, dataset, renormalize=True)
+    return image, spacing, spacing_source, preparation
 
 
 def header_int(dataset: Dataset, keyword: str, default: int, file: Path) -> int:

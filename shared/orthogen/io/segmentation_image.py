@@ -8,6 +8,7 @@ reused here), so a segmentation and a radiograph of the same file type report sp
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from orthogen.io.radiograph import (NO_SPACING, check_image_size, dicom_pixel_sp
                                     read_nifti_image, read_npy_image, require_2d)
 
 __all__ = ["SEGMENTATION_SUFFIXES", "SegmentationImage", "read_segmentation_image", "segmentation_stem"]
+
+logger = logging.getLogger(__name__)
 
 #: File name endings :func:`read_segmentation_image` reads (DICOM files may also have no extension).
 SEGMENTATION_SUFFIXES = (".png", ".npy", ".nii.gz", ".nii", ".dcm")
@@ -75,16 +78,20 @@ def read_segmentation_image(path: str | Path) -> SegmentationImage:
       ...), its stored values (no rescale, no window): when the largest is <= 2 they are class indices
       0 / 1 / 2 -> 0 / 0.5 / 1; else they are divided by 2^BitsStored - 1 (MONOCHROME1 is then inverted, so
       bone is what a viewer shows bright). Spacing from PixelSpacing, else ImagerPixelSpacing (/
-      EstimatedRadiographicMagnificationFactor), as :func:`orthogen.io.read_radiograph` reads it.
+      EstimatedRadiographicMagnificationFactor), as :func:`orthogen.io.read_radiograph` reads it; a
+      segmentation does not need it (the model reads its pixels only; the spacing goes into the generated
+      radiograph's DICOM), so a zero, negative or malformed spacing tag is not refused: the spacing is then
+      None, ``spacing_source`` says why, and a warning is logged.
     - DICOM SEG (SOP class Segmentation Storage or Label Map Segmentation Storage, Modality SEG) of one
       radiograph, on that radiograph's grid (any size): 0 background, 0.5 where its "contour" segment (or
       "bone"), 1 where its "bone" segment (:func:`orthogen.io.dicom_segmentation.read_dicom_segmentation`);
-      spacing from its PixelMeasuresSequence; ``dicom_seg`` holds what the file said.
+      spacing from its PixelMeasuresSequence (an unusable one: None, as for a DICOM image); ``dicom_seg`` holds
+      what the file said.
 
     Raises:
         InputError: one line naming the file when it is missing, empty, truncated, not an image, not 2D,
-            multi-frame, in colour, out of [0, 1] (negative stored DICOM values), has a bad spacing tag
-            or sidecar, or has an unknown extension (JPEG is refused: lossy compression blurs the levels); a
+            multi-frame, in colour, out of [0, 1] (negative stored DICOM values), has a bad spacing
+            sidecar, or has an unknown extension (JPEG is refused: lossy compression blurs the levels); a
             DICOM SEG without contour / bone segments, referencing no radiograph or several images.
     """
     file = existing_file(path)
@@ -154,7 +161,7 @@ def _read_dicom_segmentation(dataset, file: Path) -> tuple[np.ndarray, tuple[flo
     if frames != 1:
         raise InputError(f"multi-frame DICOM (NumberOfFrames {frames}); expected a single-frame 2D segmentation "
                          "image or a DICOM SEG", file)
-    spacing, spacing_source = dicom_pixel_spacing(dataset, file)
+    spacing, spacing_source = _optional_dicom_spacing(dataset, file)
     check_image_size(header_int(dataset, "Rows", 0, file), header_int(dataset, "Columns", 0, file), file)
     stored = np.asarray(require_2d(decode_pixel_array(dataset, file), file), dtype=np.float64)
     low, high = float(stored.min()), float(stored.max())
@@ -170,3 +177,14 @@ def _read_dicom_segmentation(dataset, file: Path) -> tuple[np.ndarray, tuple[flo
                          f"2^BitsStored - 1", file)
     values = stored / top
     return (1.0 - values if photometric == "MONOCHROME1" else values), spacing, spacing_source
+
+
+def _optional_dicom_spacing(dataset, file: Path) -> tuple[tuple[float, float] | None, str]:
+    """:func:`orthogen.io.radiograph.dicom_pixel_spacing`, with an unusable tag (zero, negative, malformed) read as
+    no spacing: a segmentation's pixels do not need it. The tag's problem goes into ``spacing_source`` and a warning."""
+    try:
+        return dicom_pixel_spacing(dataset, file)
+    except InputError as error:
+        problem = error.problem
+        logger.warning(f"{file}: unusable pixel spacing, ignored (a segmentation does not need it): {problem}")
+        return None, f"none usable in the file ({problem})"
