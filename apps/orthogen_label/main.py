@@ -60,6 +60,11 @@ DEFAULT_MAX_UPLOAD_MB = 512.0
 INPUT_SERIES_FIELDS = ("image", "lateral", "label", "label_tag")
 
 
+def input_series(request: dict) -> dict[str, str]:
+    """The request's fields that name its inputs (:data:`INPUT_SERIES_FIELDS`), those it gives."""
+    return {key: request[key] for key in INPUT_SERIES_FIELDS if request.get(key)}
+
+
 def bundles_from_zoo(zoo: str, bundles_dir: str | Path) -> Path:
     """Fetch the newest version of every bundle of a model zoo (a folder or URL holding model_info.json,
     written by scripts/export_zoo.py) into ``bundles_dir``, each checked against its sha256
@@ -149,8 +154,7 @@ class OrthoGenLabelApp(MONAILabelApp):
         try:
             progress.stage("reading the inputs")
             study = input_study(task.model, request, datastore) if dicomweb else None
-            inputs = bundle_inputs(task.model, request, datastore)
-            if dicomweb:
+            if dicomweb:  # an earlier answer to the same request: one QIDO-RS lookup, before any input is fetched
                 uid = series_uid(self._request_key(task, request))
                 earlier = datastore.find_series(uid)
                 if earlier is not None:
@@ -159,6 +163,7 @@ class OrthoGenLabelApp(MONAILabelApp):
                         "StudyInstanceUID": earlier.study_instance_uid, "SeriesInstanceUID": uid,
                         "Modality": earlier.modality, "SeriesDescription": earlier.description,
                         "instances": earlier.instances, "reused": True}}}
+            inputs = bundle_inputs(task.model, request, datastore)
             start = time.monotonic()
             # a generated CT or radiograph is not a label of the request's image: never saved as one
             result = super().infer({**request, BUNDLE_INPUTS: inputs, "save_label": False, DICOM_OUTPUT: dicomweb},
@@ -170,7 +175,7 @@ class OrthoGenLabelApp(MONAILabelApp):
                                                  params["weights"])
                 provenance = {key: params.get(key) for key in ("model", "bundle", "version", "weights", "method",
                                                                 "parameters", "seconds")}
-                provenance["inputs"] = {key: request[key] for key in INPUT_SERIES_FIELDS if request.get(key)}
+                provenance["inputs"] = input_series(request)
                 progress.stage("storing the series in the study")
                 params["stored_series"] = self._store(datastore, params.pop(DICOM_FILES), study,
                                                       lambda datasets: relabel(datasets, uid, description, provenance))
@@ -210,8 +215,7 @@ class OrthoGenLabelApp(MONAILabelApp):
         """What determines the series a request generates (``lib.generated_series``): model, weights, input
         series, and the parameters with the bundle's defaults filled in."""
         parameters = {**task.model.parameters, **checked_parameters(task.model, request)}
-        inputs = {key: request[key] for key in INPUT_SERIES_FIELDS if request.get(key)}
-        return request_key(task.model.name, task.weights()[0], inputs, parameters)
+        return request_key(task.model.name, task.weights()[0], input_series(request), parameters)
 
     @staticmethod
     def _store(datastore: OrthoGenDICOMwebDatastore, files: list[str], study: str, relabel=None) -> dict:
