@@ -100,15 +100,14 @@ class FilmPreparation:
                 "(pixel spacing unchanged)")
 
 
-def prepare_film(image: np.ndarray, file: str | Path, dataset: Dataset | None = None, *,
-                 renormalize: bool = False) -> tuple[np.ndarray, FilmPreparation]:
+def prepare_film(image: np.ndarray, file: str | Path, dataset: Dataset | None = None
+                 ) -> tuple[np.ndarray, FilmPreparation]:
     """Crop ``image`` (bone-bright, (H, W)) to its exposed field and, for a DICOM ``dataset``, orient it.
 
     Args:
         image: the film as read (after LUTs and MONOCHROME1 inversion for DICOM), bone bright.
         file: named in the log lines.
         dataset: the film's DICOM header (Shutter / Collimator / view tags); None for PNG / JPEG.
-        renormalize: min-max the cropped image to [0, 1] again (DICOM: the unexposed band was its maximum).
 
     Returns:
         (prepared image, float64 (rows, cols); the record of what was done).
@@ -116,9 +115,6 @@ def prepare_film(image: np.ndarray, file: str | Path, dataset: Dataset | None = 
     image = np.asarray(image, dtype=np.float64)
     record = FilmPreparation(original_shape=(int(image.shape[0]), int(image.shape[1])))
     image, record = _crop_to_exposed_field(image, record, file, dataset)
-    if record.cropped and renormalize:
-        low, high = float(image.min()), float(image.max())
-        image = np.zeros_like(image) if high == low else (image - low) / (high - low)
     if dataset is not None:
         record = _orientation(dataset, record)
         if record.mirrored:

@@ -209,7 +209,9 @@ def _read_dicom_radiograph(file: Path, *, read_spacing: bool, prepare: bool = Tr
         values = -values
     if not prepare:
         return _min_max(values), spacing, spacing_source, None
-    image, preparation = prepare_film(_min_max(values), file, dataset, renormalize=True)
+    image, preparation = prepare_film(_min_max(values), file, dataset)
+    if preparation.cropped:  # the unexposed band was the maximum: [0, 1] over the exposed field again
+        image = _min_max(image)
     return image, spacing, spacing_source, preparation
 
 
